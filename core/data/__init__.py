@@ -1,0 +1,1 @@
+"""Datasets, templates and media processors: from files to token ids with label masks."""

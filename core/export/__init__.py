@@ -1,0 +1,1 @@
+"""Export: merge, save, shard, quantize, push."""

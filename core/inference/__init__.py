@@ -1,0 +1,1 @@
+"""Inference: the Engine interface, the ChatModel facade and the chat loop."""

@@ -1,0 +1,1 @@
+"""Model loading: hubs, tokenizers, quantizers, attention backends, patches and adapters."""

@@ -1,0 +1,158 @@
+"""What model-side plugins implement: quantizers, attention backends, model patches and hubs.
+
+The loader calls them in a fixed order (hub -> config -> patches -> attention -> quantizer kwargs -> from_pretrained
+-> quantizer fix-ups -> patches), so each plugin only describes what is special about it. torch and transformers are
+imported inside the implementations, never at the top of this module: `tunefactory --help` and `plugins list` import
+it and must stay fast.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+from tunefactory.errors import PluginError, Problem
+
+if TYPE_CHECKING:
+    import torch
+    from tunefactory.config.run_config import RunConfig
+
+
+class Quantizer(ABC):
+    """One quantization method (``quantization_method``).
+
+    An object rather than a table of kwargs because methods differ in what they check, which device map and dtype
+    they need, what must be fixed after loading, and whether they can write quantized checkpoints.
+    """
+
+    name: str = ""
+    bits: tuple[int, ...] = ()  # accepted quantization_bit values; empty accepts any
+    trainable: tuple[str, ...] = ()  # finetuning_type values that can train on top of the quantized weights
+
+    def validate(self, config: RunConfig) -> list[Problem]:
+        """Every problem with the quantization options; the base checks the bit width and the finetuning type."""
+        problems = []
+        label = self.name or type(self).__name__
+        bit = config.model.quantization_bit
+        if bit is not None and self.bits and bit not in self.bits:
+            accepted = ", ".join(str(b) for b in self.bits)
+            problems.append(
+                Problem(
+                    "quantization_bit",
+                    f"{label} quantizes to {accepted} bits, not {bit}",
+                    f"set quantization_bit to one of {accepted}",
+                )
+            )
+        method = config.finetuning.finetuning_type
+        if config.command == "train" and method not in self.trainable:
+            hint = f"use finetuning_type {' or '.join(self.trainable)}" if self.trainable else "quantize another way"
+            message = f"{label}-quantized weights cannot be trained with {method}"
+            problems.append(Problem("finetuning_type", message, hint))
+        return problems
+
+    def required_bit(self, config: RunConfig) -> int:
+        """``quantization_bit``, which a method that quantizes while loading cannot do without."""
+        bit = config.model.quantization_bit
+        if bit is None:
+            raise PluginError(f"quantization method {self.name or type(self).__name__!r} needs quantization_bit")
+        return bit
+
+    @abstractmethod
+    def loading_kwargs(self, config: RunConfig) -> dict[str, Any]:
+        """Keyword arguments for ``from_pretrained``: ``quantization_config`` and, where the method needs them,
+        ``device_map`` and ``dtype`` (which override the loader's own choice)."""
+
+    def after_load(self, model: Any, config: RunConfig) -> Any:
+        """Fix-ups once the weights are loaded (casts, flags); returns the model to use."""
+        return model
+
+    def export(self, model: Any, tokenizer: Any, config: RunConfig, calibration: Any) -> Any:
+        """Quantize ``model`` for export with ``calibration`` samples; returns the quantized model to save.
+
+        Only methods registered with ``can_export`` override this.
+        """
+        raise PluginError(
+            f"quantization method {self.name or type(self).__name__!r} cannot write quantized checkpoints; "
+            "choose one whose plugin lists can_export (see `tunefactory plugins list`)"
+        )
+
+
+class AttentionBackend(ABC):
+    """One attention implementation (``flash_attn``): whether it runs here, and the name transformers knows it by."""
+
+    name: str = ""
+
+    @abstractmethod
+    def unsupported_reason(self, device: str, dtype: str) -> str | None:
+        """Why it cannot run on ``device`` ("cpu", "cuda:0") with compute ``dtype`` ("bfloat16"); None if it can.
+
+        Package presence is checked by the registry from metadata; this answers the questions only a live process can.
+        """
+
+    @abstractmethod
+    def attn_implementation(self) -> str:
+        """The ``attn_implementation`` string given to transformers."""
+
+    def register(self) -> None:  # noqa: B027 - optional hook; most backends need no registration
+        """Register a custom attention function with ``transformers.AttentionInterface`` (backends transformers
+        does not ship). Called once before loading; the built-in names need nothing."""
+
+
+class ModelPatch(ABC):  # noqa: B024 - either step may be the whole patch, so neither is abstract
+    """A change switched on by an option (its ``option``/``value`` capabilities say which).
+
+    Both steps default to doing nothing because most patches touch either the config or the model, not both.
+    """
+
+    name: str = ""
+
+    def patch_config(self, model_config: Any, config: RunConfig) -> None:  # noqa: B027 - optional step
+        """Change the transformers model config in place before the weights load."""
+
+    def patch_model(self, model: Any, config: RunConfig) -> Any:
+        """Change the loaded model; returns the model to use (the same object or a wrapper)."""
+        return model
+
+
+class Hub(ABC):
+    """Where model and dataset ids are downloaded from; the result is always a local folder."""
+
+    name: str = ""
+
+    @abstractmethod
+    def resolve_model(self, path_or_id: str, config: RunConfig) -> str:
+        """A local folder holding the model ``path_or_id`` (an existing folder is returned as it is)."""
+
+    @abstractmethod
+    def resolve_dataset(self, dataset_id: str, config: RunConfig) -> str:
+        """A local folder holding the files of dataset ``dataset_id``."""
+
+
+# -- helpers for implementations (import torch when called) -----------------------------------------------------
+
+
+def compute_dtype(config: RunConfig) -> torch.dtype:
+    """The dtype computation runs in: the mixed-precision flags when training, ``infer_dtype`` otherwise."""
+    import torch
+
+    named = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+    if config.command != "train" and config.model.infer_dtype in named:
+        return named[config.model.infer_dtype]
+    if config.training.bf16 or config.finetuning.pure_bf16:
+        return torch.bfloat16
+    if config.training.fp16:
+        return torch.float16
+    if config.command != "train" and torch.cuda.is_available():
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def current_device() -> str:
+    """This process's device: its local-rank CUDA device when one exists, else the CPU."""
+    import os
+
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return "cpu"

@@ -1,0 +1,1 @@
+"""Training: the runner, the Stage interface, trainers and callbacks."""

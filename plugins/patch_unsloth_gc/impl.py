@@ -1,0 +1,17 @@
+"""Unsloth-style gradient checkpointing, activations offloaded to the CPU; the patch comes with the train command."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tunefactory.model.interfaces import ModelPatch
+
+
+class UnslothGradientCheckpointing(ModelPatch):
+    name = "unsloth_gc"
+
+    def patch_config(self, model_config: Any, config: Any) -> None:
+        raise NotImplementedError("use_unsloth_gc is not built yet (it comes with the train command)")
+
+    def patch_model(self, model: Any, config: Any) -> Any:
+        raise NotImplementedError("use_unsloth_gc is not built yet (it comes with the train command)")
