@@ -58,10 +58,11 @@ def list_plugins(argv: list[str]) -> int:
         print(json.dumps({"plugins": rows, "problems": problems}, indent=2))
         return 0
     width = max((len(r["name"]) for r in rows), default=4) + 2
-    print(f"{'KIND':<11}{'NAME':<{width}}{'STATUS':<13}{'PROVIDER':<36}SUMMARY")
-    for r in rows:
-        provider = f"{r['provider']} ({r['distribution']} {r['version']})"
-        print(f"{r['kind']:<11}{r['name']:<{width}}{r['status']:<13}{provider:<36}{r['summary']}")
+    providers = [f"{r['provider']} ({r['distribution']} {r['version']})" for r in rows]
+    pwidth = max((len(p) for p in providers), default=8) + 2
+    print(f"{'KIND':<11}{'NAME':<{width}}{'STATUS':<13}{'PROVIDER':<{pwidth}}SUMMARY")
+    for r, provider in zip(rows, providers, strict=True):
+        print(f"{r['kind']:<11}{r['name']:<{width}}{r['status']:<13}{provider:<{pwidth}}{r['summary']}")
         if r["status"] != "ok":
             print(f"{'':<11}{'':<{width}}-> {r['reason']}" + (f"; install: {r['install']}" if r["install"] else ""))
     if problems:

@@ -19,14 +19,6 @@ def _model_required(config: RunConfig, command: str) -> list[Problem]:
     return []
 
 
-def _quantized_full(config: RunConfig, command: str) -> list[Problem]:
-    method = config.finetuning.finetuning_type
-    if command == "train" and config.model.quantization_bit is not None and method not in ("lora", "oft"):
-        return [Problem("finetuning_type", f"a quantized base (quantization_bit) cannot be trained with {method}",
-                        "use finetuning_type: lora (QLoRA), or drop quantization_bit")]
-    return []
-
-
 def _prompt_masks(config: RunConfig, command: str) -> list[Problem]:
     if config.data.train_on_prompt and config.data.mask_history:
         return [Problem("mask_history", "train_on_prompt trains on every prompt while mask_history masks all but the "
@@ -93,6 +85,6 @@ def _unsupported(config: RunConfig, command: str) -> list[Problem]:
 
 
 RULES: tuple[Callable[[RunConfig, str], list[Problem]], ...] = (
-    _model_required, _quantized_full, _prompt_masks, _precision, _special_tokens, _ranges, _stage_needs,
+    _model_required, _prompt_masks, _precision, _special_tokens, _ranges, _stage_needs,
     _export_quantization, _unsupported,
 )

@@ -65,14 +65,24 @@ def _plugin_option_problems(registry: Registry, config: RunConfig, command: str)
 
 
 def _capability_problems(option: Option, spec: PluginSpec, config: RunConfig) -> list[Problem]:
+    """What a quantizer declares it accepts: bit widths, and the finetuning types that train on its weights."""
     if option.name != "quantization_method":
         return []
+    problems = []
     bits = spec.capabilities.get("bits")
     bit = config.model.quantization_bit
     if bits and bit not in bits:
-        return [Problem("quantization_bit", f"{spec.name} quantizes to {', '.join(map(str, bits))} bits, not {bit}",
-                        f"set quantization_bit to one of {', '.join(map(str, bits))}")]
-    return []
+        accepted = ", ".join(map(str, bits))
+        problems.append(Problem("quantization_bit", f"{spec.name} quantizes to {accepted} bits, not {bit}",
+                                f"set quantization_bit to one of {accepted}"))
+    trainable = tuple(spec.capabilities.get("trainable", ()))
+    method = config.finetuning.finetuning_type
+    if config.command == "train" and method not in trainable:
+        hint = (f"use finetuning_type: {' or '.join(trainable)}, or drop quantization_bit" if trainable
+                else f"{spec.name} weights cannot be trained; drop quantization_bit or pick another method")
+        problems.append(Problem("finetuning_type", f"a {spec.name}-quantized base cannot be trained with {method}",
+                                hint))
+    return problems
 
 
 def validation_problems(config: RunConfig) -> list[Problem]:

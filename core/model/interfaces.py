@@ -26,29 +26,14 @@ class Quantizer(ABC):
     """
 
     name: str = ""
-    bits: tuple[int, ...] = ()  # accepted quantization_bit values; empty accepts any
-    trainable: tuple[str, ...] = ()  # finetuning_type values that can train on top of the quantized weights
 
     def validate(self, config: RunConfig) -> list[Problem]:
-        """Every problem with the quantization options; the base checks the bit width and the finetuning type."""
-        problems = []
-        label = self.name or type(self).__name__
-        bit = config.model.quantization_bit
-        if bit is not None and self.bits and bit not in self.bits:
-            accepted = ", ".join(str(b) for b in self.bits)
-            problems.append(
-                Problem(
-                    "quantization_bit",
-                    f"{label} quantizes to {accepted} bits, not {bit}",
-                    f"set quantization_bit to one of {accepted}",
-                )
-            )
-        method = config.finetuning.finetuning_type
-        if config.command == "train" and method not in self.trainable:
-            hint = f"use finetuning_type {' or '.join(self.trainable)}" if self.trainable else "quantize another way"
-            message = f"{label}-quantized weights cannot be trained with {method}"
-            problems.append(Problem("finetuning_type", message, hint))
-        return problems
+        """Rules of this method beyond its declared capabilities.
+
+        The accepted bit widths and trainable finetuning types are capabilities of the spec, which the core checks
+        before anything loads; this is for what only the method knows (e.g. bnb's auto device map is 4-bit only).
+        """
+        return []
 
     def required_bit(self, config: RunConfig) -> int:
         """``quantization_bit``, which a method that quantizes while loading cannot do without."""

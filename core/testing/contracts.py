@@ -328,26 +328,37 @@ class PluginContract:
 class QuantizerContract(PluginContract):
     kind = "quantizer"
 
-    def test_class_agrees_with_capabilities(self, spec: PluginSpec, instance: Any) -> None:
-        if "bits" in spec.capabilities:
-            assert tuple(instance.bits) == tuple(spec.capabilities["bits"])
-        if "trainable" in spec.capabilities:
-            assert set(instance.trainable) == set(spec.capabilities["trainable"])
-
-    def test_rejects_a_bit_width_it_does_not_take(self, spec: PluginSpec, instance: Any) -> None:
+    def test_rejects_a_bit_width_it_does_not_take(self, spec: PluginSpec) -> None:
+        """Checked by the core from the declared ``bits``, before anything heavy loads."""
         from tunefactory.config.run_config import build_config
+        from tunefactory.config.validate import validation_problems
 
         bits = tuple(spec.capabilities.get("bits", ()))
         if not bits:
             pytest.skip("accepts any bit width")
-        config, _ = build_config([])
+        config, _ = build_config([], command="train")
+        config.model.quantization_method = spec.name
         config.model.quantization_bit = next(b for b in range(1, 64) if b not in bits)
-        problems = instance.validate(config)
-        assert any(p.key == "quantization_bit" for p in problems), problems
+        problems = [p for p in validation_problems(config) if p.key == "quantization_bit"]
+        assert problems, f"quantization_bit {config.model.quantization_bit} was accepted"
         message = " ".join(p.message + " " + p.hint for p in problems)
         assert all(str(b) in message for b in bits), f"the problem should list {bits}: {message}"
         config.model.quantization_bit = bits[0]
-        assert not [p for p in instance.validate(config) if p.key == "quantization_bit"]
+        assert not [p for p in validation_problems(config) if p.key == "quantization_bit"]
+
+    def test_rejects_finetuning_types_it_cannot_train(self, spec: PluginSpec) -> None:
+        from tunefactory.config.run_config import build_config
+        from tunefactory.config.validate import validation_problems
+
+        trainable = tuple(spec.capabilities.get("trainable", ()))
+        config, _ = build_config([], command="train")
+        config.model.quantization_method = spec.name
+        config.model.quantization_bit = (spec.capabilities.get("bits") or (4,))[0]
+        config.finetuning.finetuning_type = "full"
+        assert [p for p in validation_problems(config) if p.key == "finetuning_type"]
+        for method in trainable:
+            config.finetuning.finetuning_type = method
+            assert not [p for p in validation_problems(config) if p.key == "finetuning_type"]
 
 
 class AttentionContract(PluginContract):

@@ -9,8 +9,6 @@ from tunefactory.model.interfaces import Quantizer, current_device
 
 class AQLMQuantizer(Quantizer):
     name = "aqlm"
-    bits = ()  # the checkpoint decides (codebooks and group sizes, not a bit width)
-    trainable = ("lora",)
 
     def loading_kwargs(self, config: Any) -> dict[str, Any]:
         from transformers import AqlmConfig

@@ -10,11 +10,9 @@ from tunefactory.model.interfaces import Quantizer, compute_dtype, current_devic
 
 class BitsAndBytesQuantizer(Quantizer):
     name = "bnb"
-    bits = (4, 8)
-    trainable = ("lora", "oft")
 
     def validate(self, config: Any) -> list[Problem]:
-        problems = super().validate(config)
+        problems = []
         model = config.model
         if model.quantization_device_map == "auto" and model.quantization_bit not in (None, 4):
             problems.append(

@@ -9,8 +9,6 @@ from tunefactory.model.interfaces import Quantizer, current_device
 
 class EETQQuantizer(Quantizer):
     name = "eetq"
-    bits = (8,)
-    trainable = ("lora",)
 
     def loading_kwargs(self, config: Any) -> dict[str, Any]:
         from transformers import EetqConfig

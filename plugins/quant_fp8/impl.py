@@ -9,8 +9,6 @@ from tunefactory.model.interfaces import Quantizer, current_device
 
 class FP8Quantizer(Quantizer):
     name = "fp8"
-    bits = (8,)
-    trainable = ()
 
     def loading_kwargs(self, config: Any) -> dict[str, Any]:
         from transformers import FineGrainedFP8Config

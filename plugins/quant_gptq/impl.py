@@ -9,8 +9,6 @@ from tunefactory.model.interfaces import Quantizer, current_device
 
 class GPTQQuantizer(Quantizer):
     name = "gptq"
-    bits = (2, 3, 4, 8)
-    trainable = ("lora",)
 
     def loading_kwargs(self, config: Any) -> dict[str, Any]:
         from transformers import GPTQConfig

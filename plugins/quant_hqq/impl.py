@@ -9,8 +9,6 @@ from tunefactory.model.interfaces import Quantizer, current_device
 
 class HQQQuantizer(Quantizer):
     name = "hqq"
-    bits = (1, 2, 3, 4, 5, 6, 8)
-    trainable = ("lora",)
 
     def loading_kwargs(self, config: Any) -> dict[str, Any]:
         from transformers import HqqConfig

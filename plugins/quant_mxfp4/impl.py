@@ -9,8 +9,6 @@ from tunefactory.model.interfaces import Quantizer, current_device
 
 class MXFP4Quantizer(Quantizer):
     name = "mxfp4"
-    bits = (4,)
-    trainable = ("lora",)
 
     def loading_kwargs(self, config: Any) -> dict[str, Any]:
         from transformers import Mxfp4Config

@@ -9,8 +9,6 @@ from tunefactory.model.interfaces import Quantizer, current_device
 
 class QuantoQuantizer(Quantizer):
     name = "quanto"
-    bits = (2, 4, 8)
-    trainable = ()
 
     def loading_kwargs(self, config: Any) -> dict[str, Any]:
         from transformers import QuantoConfig

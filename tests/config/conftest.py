@@ -32,10 +32,12 @@ class StandInPlugins:
 
     @hookimpl
     def tunefactory_register_quantizers(self, register):
-        register("bnb", TARGET, summary="stand-in quantizer", capabilities={"bits": (4, 8)})
-        register("gptq", TARGET, summary="stand-in quantizer", capabilities={"bits": (2, 3, 4, 8)})
+        register("bnb", TARGET, summary="stand-in quantizer",
+                 capabilities={"bits": (4, 8), "trainable": ("lora", "oft")})
+        register("gptq", TARGET, summary="stand-in quantizer",
+                 capabilities={"bits": (2, 3, 4, 8), "trainable": ("lora",)})
         register("hqq", TARGET, summary="stand-in quantizer whose package is missing", extra="hqq",
-                 requires=(MISSING_PACKAGE,), capabilities={"bits": (4, 8)})
+                 requires=(MISSING_PACKAGE,), capabilities={"bits": (4, 8), "trainable": ("lora",)})
 
     @hookimpl
     def tunefactory_register_attention_backends(self, register):

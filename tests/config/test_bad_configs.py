@@ -111,7 +111,8 @@ def test_wrong_command_line_values(argv, key, words):
 def test_quantized_base_cannot_be_fully_trained(write_yaml):
     path = write_yaml(MODEL + "quantization_bit: 4\nfinetuning_type: full\n")
     problem = only([path], "train")
-    assert problem.key == "finetuning_type" and "quantization_bit" in problem.message and "lora" in problem.hint
+    assert problem.key == "finetuning_type" and "bnb-quantized base" in problem.message
+    assert "lora or oft" in problem.hint and "quantization_bit" in problem.hint
     assert only([path, "finetuning_type=freeze"], "train").key == "finetuning_type"
     load_config([path], "chat")  # only training is affected
     load_config([path, "finetuning_type=lora"], "train")

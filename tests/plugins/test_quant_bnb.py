@@ -43,23 +43,9 @@ def test_eight_bit_and_auto_device_map():
     assert kwargs["device_map"] == "auto"
 
 
-def test_validate_rejects_a_wrong_bit_width_listing_the_accepted_ones():
-    problems = BitsAndBytesQuantizer().validate(config_with(quantization_bit=3))
-    assert [p.key for p in problems] == ["quantization_bit"]
-    assert "4, 8" in problems[0].message and "not 3" in problems[0].message
-    assert BitsAndBytesQuantizer().validate(config_with(quantization_bit=4)) == []
-
-
 def test_validate_rejects_auto_device_map_with_eight_bits():
     problems = BitsAndBytesQuantizer().validate(config_with(quantization_bit=8, quantization_device_map="auto"))
     assert [p.key for p in problems] == ["quantization_device_map"]
-
-
-def test_validate_rejects_full_training_on_quantized_weights():
-    config = config_with(quantization_bit=4)
-    config.command = "train"
-    config.finetuning.finetuning_type = "full"
-    assert [p.key for p in BitsAndBytesQuantizer().validate(config)] == ["finetuning_type"]
 
 
 def test_loading_needs_a_bit_width():

@@ -26,13 +26,6 @@ def test_loading_kwargs_build_eetqconfig():
     assert quantization.weights == "int8"
 
 
-def test_validate_rejects_a_wrong_bit_width():
-    problems = EETQQuantizer().validate(config_with(4))
-    assert [p.key for p in problems] == ["quantization_bit"]
-    assert "not 4" in problems[0].message
-    assert EETQQuantizer().validate(config_with(8)) == []
-
-
 def test_cannot_export():
     with pytest.raises(PluginError, match="cannot write quantized checkpoints"):
         EETQQuantizer().export(None, None, config_with(8), [])

@@ -25,13 +25,6 @@ def test_loading_kwargs_build_gptqconfig():
     assert quantization.bits == 4
 
 
-def test_validate_rejects_a_wrong_bit_width():
-    problems = GPTQQuantizer().validate(config_with(5))
-    assert [p.key for p in problems] == ["quantization_bit"]
-    assert "not 5" in problems[0].message
-    assert GPTQQuantizer().validate(config_with(4)) == []
-
-
 def test_export_is_not_built_yet():
     with pytest.raises(NotImplementedError, match="not built yet"):
         GPTQQuantizer().export(None, None, config_with(4), [])

@@ -27,13 +27,6 @@ def test_loading_kwargs_build_hqqconfig():
     assert quantization.quant_config["weight_quant_params"]["nbits"] == 4
 
 
-def test_validate_rejects_a_wrong_bit_width():
-    problems = HQQQuantizer().validate(config_with(7))
-    assert [p.key for p in problems] == ["quantization_bit"]
-    assert "not 7" in problems[0].message
-    assert HQQQuantizer().validate(config_with(4)) == []
-
-
 def test_cannot_export():
     with pytest.raises(PluginError, match="cannot write quantized checkpoints"):
         HQQQuantizer().export(None, None, config_with(4), [])

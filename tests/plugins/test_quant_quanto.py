@@ -26,13 +26,6 @@ def test_loading_kwargs_build_quantoconfig():
     assert quantization.weights == "int2"
 
 
-def test_validate_rejects_a_wrong_bit_width():
-    problems = QuantoQuantizer().validate(config_with(3))
-    assert [p.key for p in problems] == ["quantization_bit"]
-    assert "not 3" in problems[0].message
-    assert QuantoQuantizer().validate(config_with(2)) == []
-
-
 def test_cannot_export():
     with pytest.raises(PluginError, match="cannot write quantized checkpoints"):
         QuantoQuantizer().export(None, None, config_with(2), [])
