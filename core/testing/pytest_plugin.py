@@ -5,7 +5,7 @@ random-weight model with its tokenizer, built offline. They are built into the s
 reused from $TUNEFACTORY_TINY_CACHE when that is set.
 
 The ``gpu`` marker skips a test when no CUDA device is present. The check avoids importing torch where it can:
-without an NVIDIA driver (/proc/driver/nvidia/version) or with CUDA_VISIBLE_DEVICES hiding every device, the
+without an NVIDIA driver or with CUDA_VISIBLE_DEVICES hiding every device (`availability.cuda_gpu_present`), the
 answer is no; otherwise torch is asked, once, only when a collected test carries the marker.
 
 Importing this module is cheap: torch and transformers are only imported when a fixture or the check needs them.
@@ -17,7 +17,6 @@ import os
 
 import pytest
 
-_NVIDIA_DRIVER_FILE = "/proc/driver/nvidia/version"
 _cuda_answer: bool | None = None
 
 
@@ -31,8 +30,9 @@ def cuda_available() -> bool:
     """Whether a CUDA device can be used; decided without torch when the answer is plainly no."""
     global _cuda_answer
     if _cuda_answer is None:
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        if not os.path.exists(_NVIDIA_DRIVER_FILE) or (visible is not None and visible.strip() in ("", "-1")):
+        from tunefactory.availability import cuda_gpu_present
+
+        if not cuda_gpu_present():
             _cuda_answer = False
         else:
             try:

@@ -32,12 +32,14 @@ def test_light_commands_do_not_import_torch(argv):
 
 @pytest.mark.parametrize("argv", [["--help"], ["version"], ["plugins", "list"]])
 def test_light_commands_are_fast(argv):
-    run_cli(*argv)  # warm the file cache
-    start = time.perf_counter()
-    out = run_cli(*argv)
-    elapsed = time.perf_counter() - start
-    assert out.returncode == 0, out.stderr
-    assert elapsed < 1.5, f"{argv} took {elapsed:.2f}s including interpreter start-up"
+    """Under half a second, interpreter start-up included (best of three, so a busy machine does not decide)."""
+    timings = []
+    for _ in range(3):
+        start = time.perf_counter()
+        out = run_cli(*argv)
+        timings.append(time.perf_counter() - start)
+        assert out.returncode == 0, out.stderr
+    assert min(timings) < 0.5, f"{argv} took {min(timings):.2f}s"
 
 
 def test_help_lists_every_command():
