@@ -80,6 +80,7 @@ def test_selectable_by_name_in_a_config(installed, tmp_path):
 
 def test_template_masks_answers_and_matches_its_jinja(tiny_llama):
     from transformers import AutoTokenizer
+
     from tunefactory.registry import get_registry
 
     template = get_registry().select("template", "example_chat").load()()
@@ -89,9 +90,12 @@ def test_template_masks_answers_and_matches_its_jinja(tiny_llama):
     encoded = template.encode(tokenizer, messages, system="Be brief.")
     trained = tokenizer.decode([t for t, m in zip(encoded.input_ids, encoded.label_mask, strict=True) if m])
     assert trained == f"A test.{tokenizer.eos_token}Yes.{tokenizer.eos_token}"
-    rendered = tokenizer.apply_chat_template([{"role": "system", "content": "Be brief."}, *messages],
-                                             chat_template=template.to_jinja(), tokenize=False)
+    conversation = [{"role": "system", "content": "Be brief."}, *messages]
+    rendered = tokenizer.apply_chat_template(conversation, chat_template=template.to_jinja(), tokenize=False)
     assert tokenizer.decode(encoded.input_ids) == rendered
+    prompt = template.encode_prompt(tokenizer, messages[:3], system="Be brief.")
+    assert prompt == encoded.input_ids[: len(prompt)]
+    assert tokenizer.decode(prompt).endswith("User: Sure?\nAssistant: ")
 
 
 def test_attention_backend_runs_in_transformers(tiny_llama):
