@@ -115,13 +115,15 @@ class Registry:
 
         allow = _env_list("TUNEFACTORY_PLUGINS")
         block = _env_list("TUNEFACTORY_DISABLE_PLUGINS")
+        identities: dict[str, tuple[str, str]] = {}  # one metadata parse per distribution, not per entry point
         for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             dist = getattr(ep, "dist", None)
-            record = PluginRecord(
-                name=ep.name,
-                distribution=dist.metadata["Name"] if dist else "?",
-                version=dist.version if dist else "?",
-            )
+            key = str(getattr(dist, "_path", id(dist)))
+            if key not in identities:
+                meta = dist.metadata if dist else None
+                identities[key] = (meta["Name"], meta["Version"]) if meta else ("?", "?")
+            distribution, version = identities[key]
+            record = PluginRecord(name=ep.name, distribution=distribution, version=version)
             if ep.name in self.records:
                 self._fail(record, f"entry point name {ep.name!r} is used by {self.records[ep.name].distribution} too")
                 continue

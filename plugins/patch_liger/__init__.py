@@ -5,6 +5,9 @@ Registration only: the implementation in impl.py is imported when a config selec
 
 from tunefactory.hookspecs import hookimpl
 
+EXTRA = "liger"
+REQUIRES = ("liger-kernel>=0.5",)
+
 
 @hookimpl
 def tunefactory_register_model_patches(register):
@@ -12,7 +15,7 @@ def tunefactory_register_model_patches(register):
         "liger",
         "tunefactory.plugins.patch_liger.impl:LigerKernelPatch",
         summary="Liger fused Triton kernels (RMSNorm, RoPE, SwiGLU, cross-entropy)",
-        extra="liger",
-        requires=("liger-kernel>=0.5",),
+        extra=EXTRA,
+        requires=REQUIRES,
         capabilities={"option": "enable_liger_kernel", "needs_gpu": True},
     )

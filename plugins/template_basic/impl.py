@@ -1,30 +1,49 @@
-"""The basic chat formats: default (Human/Assistant), empty and ChatML. Encoding comes with the chat templates."""
+"""Generic chat formats, described as data for `ChatTemplate`."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from tunefactory.data.template import Encoded, Messages, Template
+from tunefactory.data.chat_template import ChatMLFormat, ChatTemplate
 
 
-class _NotBuiltYet(Template):
-    def encode(
-        self, tokenizer: Any, messages: Messages, system: str | None = None, tools: str | None = None
-    ) -> Encoded:
-        raise NotImplementedError(f"encoding with the {self.name} template is not built yet (chat templates issue)")
-
-    def to_jinja(self) -> str:
-        raise NotImplementedError(f"the {self.name} template as Jinja is not built yet (chat templates issue)")
-
-
-class DefaultTemplate(_NotBuiltYet):
+class DefaultTemplate(ChatTemplate):
     name = "default"
+    system = "System: {content}\n"
+    user = "Human: {content}\n"
+    generation = "Assistant:"
+    assistant = " {content}{eos}"
+    separator = "\n"
 
 
-class EmptyTemplate(_NotBuiltYet):
+class EmptyTemplate(ChatTemplate):
     name = "empty"
 
 
-class ChatMLTemplate(_NotBuiltYet):
+class AlpacaTemplate(ChatTemplate):
+    name = "alpaca"
+    default_system = (
+        "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+    )
+    system = "{content}\n\n"
+    user = "### Instruction:\n{content}\n\n"
+    generation = "### Response:\n"
+    assistant = "{content}{eos}"
+    separator = "\n\n"
+
+
+class VicunaTemplate(ChatTemplate):
+    name = "vicuna"
+    default_system = (
+        "A chat between a curious user and an artificial intelligence assistant. "
+        "The assistant gives helpful, detailed, and polite answers to the user's questions."
+    )
+    system = "{content} "
+    user = "USER: {content} "
+    generation = "ASSISTANT:"
+    assistant = " {content}{eos}"
+
+
+class ChatMLTemplate(ChatMLFormat):
     name = "chatml"
-    stop_words = ("<|im_end|>",)
+    observation = "<|im_start|>tool\n{content}<|im_end|>\n"
+    stop_words = ("<|im_end|>", "<|im_start|>")
+    replace_eos = True

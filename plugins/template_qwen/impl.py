@@ -1,27 +1,57 @@
-"""The Qwen chat formats (ChatML-based; qwen3 with <think> reasoning). Encoding comes with the chat templates."""
+"""Qwen chat formats, described as data for `ChatTemplate`."""
 
 from __future__ import annotations
 
-from typing import Any
+from tunefactory.data.chat_template import ChatMLFormat
 
-from tunefactory.data.template import Encoded, Messages, Template
-
-
-class _NotBuiltYet(Template):
-    def encode(
-        self, tokenizer: Any, messages: Messages, system: str | None = None, tools: str | None = None
-    ) -> Encoded:
-        raise NotImplementedError(f"encoding with the {self.name} template is not built yet (chat templates issue)")
-
-    def to_jinja(self) -> str:
-        raise NotImplementedError(f"the {self.name} template as Jinja is not built yet (chat templates issue)")
+VISION = {
+    "image": "<|vision_start|><|image_pad|><|vision_end|>",
+    "video": "<|vision_start|><|video_pad|><|vision_end|>",
+    "audio": "<audio>",
+}
 
 
-class QwenTemplate(_NotBuiltYet):
+class QwenTemplate(ChatMLFormat):
     name = "qwen"
-    stop_words = ("<|im_end|>",)
+    observation = "<|im_start|>user\n<tool_response>\n{content}\n</tool_response><|im_end|>\n"
+    default_system = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+    tool_format = "qwen"
+    replace_eos = True
 
 
-class Qwen3Template(_NotBuiltYet):
+class Qwen3Template(QwenTemplate):
     name = "qwen3"
-    stop_words = ("<|im_end|>",)
+    default_system = ""
+    thinking = True
+
+
+class Qwen3NoThinkTemplate(QwenTemplate):
+    name = "qwen3_nothink"
+    default_system = ""
+
+
+class Qwen2VLTemplate(QwenTemplate):
+    name = "qwen2_vl"
+    default_system = "You are a helpful assistant."
+    media_processor = "qwen2_vl"
+    media_tokens = VISION
+
+
+class Qwen3VLTemplate(Qwen3Template):
+    name = "qwen3_vl"
+    media_processor = "qwen3_vl"
+    media_tokens = VISION
+
+
+class Qwen3VLNoThinkTemplate(Qwen3NoThinkTemplate):
+    name = "qwen3_vl_nothink"
+    media_processor = "qwen3_vl"
+    media_tokens = VISION
+
+
+class Qwen2AudioTemplate(ChatMLFormat):
+    name = "qwen2_audio"
+    default_system = "You are a helpful assistant."
+    replace_eos = True
+    media_processor = "qwen2_audio"
+    media_tokens = {"image": "<image>", "video": "<video>", "audio": "<|audio_bos|><|AUDIO|><|audio_eos|>"}

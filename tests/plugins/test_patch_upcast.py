@@ -35,11 +35,21 @@ def model():
 
 @pytest.fixture
 def config():
-    return build_config([])[0]
+    return build_config([], command="train")[0]
 
 
 def norms(model):
     return [m for m in model.modules() if is_norm(m)]
+
+
+def forward_backward(model):
+    ids = torch.randint(0, 64, (2, 6), generator=torch.Generator().manual_seed(1))
+    model.train()
+    out = model(input_ids=ids, labels=ids)
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    return out
 
 
 def test_layernorm_weights_become_fp32_and_the_model_still_runs(model, config):
@@ -52,6 +62,9 @@ def test_layernorm_weights_become_fp32_and_the_model_still_runs(model, config):
         logits = model(torch.randint(0, 64, (1, 6))).logits
     assert logits.dtype == torch.bfloat16
     assert torch.isfinite(logits).all()
+    out = forward_backward(model)
+    assert out.logits.dtype == torch.bfloat16
+    assert all(p.grad.dtype == torch.float32 for m in norms(model) for p in m.parameters())
 
 
 def test_lm_head_output_becomes_fp32(model, config):
@@ -60,9 +73,27 @@ def test_lm_head_output_becomes_fp32(model, config):
     with torch.no_grad():
         logits = model(torch.randint(0, 64, (1, 6))).logits
     assert logits.dtype == torch.float32
+    assert forward_backward(model).logits.dtype == torch.float32
 
 
 def test_both_together(model, config):
     model = UpcastLmHeadOutput().patch_model(UpcastLayerNorm().patch_model(model, config), config)
     with torch.no_grad():
         assert model(torch.randint(0, 64, (1, 6))).logits.dtype == torch.float32
+    assert forward_backward(model).loss.dtype == torch.float32
+
+
+def test_applying_twice_adds_no_second_hook(model, config):
+    for patch in (UpcastLayerNorm(), UpcastLmHeadOutput()):
+        patch.patch_model(model, config)
+        patch.patch_model(model, config)
+    assert len(model.lm_head._forward_hooks) == 1
+    assert all(len(m._forward_hooks) == 1 for m in norms(model))
+
+
+def test_left_off_unless_training(model):
+    chat = build_config([], command="chat")[0]
+    UpcastLmHeadOutput().patch_model(UpcastLayerNorm().patch_model(model, chat), chat)
+    assert all(p.dtype == torch.bfloat16 for m in norms(model) for p in m.parameters())
+    with torch.no_grad():
+        assert model(torch.randint(0, 64, (1, 6))).logits.dtype == torch.bfloat16

@@ -1,18 +1,5 @@
-"""The template_basic plugin: its contracts."""
+"""The template_basic plugin: the contract of each template it registers."""
 
-from tunefactory.testing.contracts import TemplateContract
+from tests.plugins.template_suites import contract_suites
 
-
-class TestDefaultContract(TemplateContract):
-    name = "default"
-    provider = "template_basic"
-
-
-class TestEmptyContract(TemplateContract):
-    name = "empty"
-    provider = "template_basic"
-
-
-class TestChatmlContract(TemplateContract):
-    name = "chatml"
-    provider = "template_basic"
+globals().update(contract_suites("template_basic", __name__))

@@ -1,8 +1,5 @@
-"""The template_llama plugin: its contract."""
+"""The template_llama plugin: the contract of each template it registers."""
 
-from tunefactory.testing.contracts import TemplateContract
+from tests.plugins.template_suites import contract_suites
 
-
-class TestLlama3Contract(TemplateContract):
-    name = "llama3"
-    provider = "template_llama"
+globals().update(contract_suites("template_llama", __name__))

@@ -1,13 +1,5 @@
-"""The template_qwen plugin: its contracts."""
+"""The template_qwen plugin: the contract of each template it registers."""
 
-from tunefactory.testing.contracts import TemplateContract
+from tests.plugins.template_suites import contract_suites
 
-
-class TestQwenContract(TemplateContract):
-    name = "qwen"
-    provider = "template_qwen"
-
-
-class TestQwen3Contract(TemplateContract):
-    name = "qwen3"
-    provider = "template_qwen"
+globals().update(contract_suites("template_qwen", __name__))

@@ -1,0 +1,5 @@
+"""The template_baichuan plugin: the contract of each template it registers."""
+
+from tests.plugins.template_suites import contract_suites
+
+globals().update(contract_suites("template_baichuan", __name__))

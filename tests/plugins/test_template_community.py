@@ -1,0 +1,5 @@
+"""The template_community plugin: the contract of each template it registers."""
+
+from tests.plugins.template_suites import contract_suites
+
+globals().update(contract_suites("template_community", __name__))

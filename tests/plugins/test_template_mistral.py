@@ -1,0 +1,5 @@
+"""The template_mistral plugin: the contract of each template it registers."""
+
+from tests.plugins.template_suites import contract_suites
+
+globals().update(contract_suites("template_mistral", __name__))
