@@ -31,6 +31,7 @@ with ``thought_before_slot``); the text right after a block at the slot's conten
 does; the text after a dropped inline thought loses its leading newlines unless ``lstrip_after_thought`` is off
 (DeepSeek-R1 keeps them). An answer without reasoning gets an empty block as ``empty_thought`` says: ``"last"``
 (only the last answer of a conversation: Qwen3), ``"all"`` (every answer: GLM-4.5) or ``"none"`` (gpt-oss).
+An answer that continues a tool result (``observation_generation``) gets neither an empty block nor a prefilled one.
 ``prefill_thought``: the generation prompt opens the block (DeepSeek-R1 prompts with ``<think>\n``), so the opening
 thought word of an answer's block is part of its prompt, tokenized apart as at inference. ``enable_thinking`` off
 drops all reasoning, appends ``nothink_marker`` to user turns (GLM-4.5's ``/nothink``), and the empty block of the
@@ -558,8 +559,9 @@ class DeepSeek3ToolFormat(ToolFormat):
     call_item = "<｜tool▁call▁begin｜>function<｜tool▁sep｜>{name}\n```json\n{arguments}\n```<｜tool▁call▁end｜>"
     call_sep = "\n"
     calls_outro = "<｜tool▁calls▁end｜>"
-    _pattern = re.compile(r"<｜tool▁call▁begin｜>function<｜tool▁sep｜>([^\n]+)\n```json\n(.*?)\n```<｜tool▁call▁end｜>",
-                          re.DOTALL)
+    _pattern = re.compile(
+        r"<｜tool▁call▁begin｜>function<｜tool▁sep｜>([^\n]+)\n```json\n(.*?)\n```<｜tool▁call▁end｜>", re.DOTALL
+    )
 
     def tools_text(self, tools: Sequence[Any]) -> str:
         return ""
@@ -718,9 +720,11 @@ class ChatTemplate(Template):
         return self.empty_thought == "all" or (self.empty_thought == "last" and is_last)
 
     def _answer(
-        self, message: Mapping[str, Any], index: int, last_user: int, is_last: bool, bos: str, eos: str
+        self, message: Mapping[str, Any], index: int, last_user: int, is_last: bool, continues: bool, bos: str,
+        eos: str,
     ) -> tuple[str, str]:
-        """(text that joins the prompt, answer text) of one answer; the generation text is not included."""
+        """(text that joins the prompt, answer text) of one answer; the generation text is not included.
+        ``continues``: the answer follows a tool result without a generation text of its own."""
         reasoning = message.get("reasoning_content")
         reasoning = reasoning.strip(self.reasoning_strip) if isinstance(reasoning, str) else None
         history = self.strip_history_thinking and index < last_user
@@ -742,7 +746,7 @@ class ChatTemplate(Template):
                 reasoning = None
             if reasoning:
                 block = self.thought_words[0] + reasoning + self.thought_words[1]
-            elif self._empty_thought_for(is_last):
+            elif self._empty_thought_for(is_last) and not continues:
                 block = self.thought_words[0] + self.thought_words[1]
             if block and not self.thought_before_slot:
                 text = text.lstrip("\n")  # the text right after a thought block starts on its own
@@ -751,16 +755,17 @@ class ChatTemplate(Template):
             return "", head + text + tail
         if not self._thinking_on():  # the empty block joins the prompt: it is not trained on
             return (block, head + text + tail) if self.thought_before_slot else (head + block, text + tail)
-        if self.prefill_thought:  # the generation prompt opens the block
+        if self.prefill_thought and not continues:  # the generation prompt opens the block
             opening, rest = self.thought_words[0], block[len(self.thought_words[0]):]
             if self.thought_before_slot:
                 return opening, rest + head + text + tail
             return head + opening, rest + text + tail
         return "", (block + head if self.thought_before_slot else head + block) + text + tail
 
-    def _generation_prompt(self, generation: str, bos: str, eos: str) -> str:
-        text = fill(generation, "", bos, eos)
-        if not self.thinking:
+    def _generation_prompt(self, role: str, bos: str, eos: str) -> str:
+        """The generation prompt after a prompt turn of ``role``."""
+        text = fill(self._generation_for(role), "", bos, eos)
+        if not self.thinking or self._continues(role):
             return text
         head = "" if self.thought_before_slot else fill(self.assistant, "\0", bos, eos).partition("\0")[0]
         if not self._thinking_on():
@@ -770,11 +775,14 @@ class ChatTemplate(Template):
             text += head + self.thought_words[0]
         return text
 
+    def _continues(self, role: str) -> bool:
+        """Whether an answer after a prompt turn of ``role`` continues it (no generation text, no empty thought
+        block, no prefilled thought): DeepSeek's answer to a tool result."""
+        return role == OBSERVATION and self.observation_generation is not None
+
     def _generation_for(self, role: str) -> str:
         """The generation text after a prompt turn of ``role``."""
-        if role == OBSERVATION and self.observation_generation is not None:
-            return self.observation_generation
-        return self.generation
+        return self.observation_generation if self._continues(role) else self.generation
 
     def render_turns(
         self,
@@ -827,11 +835,14 @@ class ChatTemplate(Template):
                     text += fill(self.observation, content, bos, eos)
                 prompts.append(text)
             else:
-                joined, answer = self._answer(message, index, last_user, index == len(messages) - 1, bos, eos)
-                prompts[-1] += fill(self._generation_for(messages[index - 1]["role"]), "", bos, eos) + joined
+                role = messages[index - 1]["role"]
+                joined, answer = self._answer(
+                    message, index, last_user, index == len(messages) - 1, self._continues(role), bos, eos
+                )
+                prompts[-1] += fill(self._generation_for(role), "", bos, eos) + joined
                 answers.append(answer)
         if add_generation_prompt:
-            prompts[-1] += self._generation_prompt(self._generation_for(messages[-1]["role"]), bos, eos)
+            prompts[-1] += self._generation_prompt(messages[-1]["role"], bos, eos)
             answers.append("")
         if self.efficient_eos:
             words = sorted(self.stop_words, key=len, reverse=True)
@@ -996,7 +1007,7 @@ class _JinjaWriter:
             "{%- if message['role'] == 'user' -%}" + self.out(_jinja_slot(t.user, "tf_text")),
             "{%- else -%}" + self.out(_jinja_slot(observation, "tf_text")) + "{%- endif -%}",
             "{%- elif message['role'] == 'assistant' -%}",
-            self.generation("not loop.first and loop.previtem['role'] in ['tool', 'observation', 'ipython']"),
+            self.generation(self.AFTER_TOOL),
             "{%- set tf_text = tf_content(message['content']) if message['content'] is defined else '' -%}",
             "{%- set tf_block = '' -%}",
         )
@@ -1023,10 +1034,10 @@ class _JinjaWriter:
         if t.efficient_eos:
             self.emit("{%- if loop.last -%}" + self.out("tf_eos") + "{%- endif -%}")
         self.emit("{%- endif -%}", "{%- endfor -%}")
-        generation = [
-            self.generation("tf_messages and tf_messages[-1]['role'] in ['tool', 'observation', 'ipython']")
-        ]
+        generation = [self.generation(self.LAST_IS_TOOL)]
         if t.thinking:
+            if t.observation_generation is not None:  # no thought block when the answer continues a tool result
+                generation.append(f"{{%- if not ({self.LAST_IS_TOOL}) -%}}")
             head = "" if t.thought_before_slot else t.assistant.partition("{content}")[0]
             if t.empty_thought != "none":
                 empty = _jinja_slot(head + t.thought_words[0] + t.thought_words[1], "''")
@@ -1034,9 +1045,14 @@ class _JinjaWriter:
             if t.prefill_thought:
                 opening = _jinja_slot(head + t.thought_words[0], "''")
                 generation.append("{%- if tf_thinking -%}" + self.out(opening) + "{%- endif -%}")
+            if t.observation_generation is not None:
+                generation.append("{%- endif -%}")
         if any(generation):
             self.emit("{%- if add_generation_prompt -%}", *generation, "{%- endif -%}")
         return "\n".join(line for line in self.lines if line)
+
+    AFTER_TOOL = "not loop.first and loop.previtem['role'] in ['tool', 'observation', 'ipython']"
+    LAST_IS_TOOL = "tf_messages and tf_messages[-1]['role'] in ['tool', 'observation', 'ipython']"
 
     def generation(self, after_observation: str) -> str:
         """The generation text; ``after_observation`` is a Jinja test for a preceding tool result."""
@@ -1078,6 +1094,8 @@ class _JinjaWriter:
                 f"{{%- set tf_text = {tail} -%}}",
             )
         empty = {"all": "true", "last": "loop.last", "none": "false"}[t.empty_thought]
+        if t.observation_generation is not None:
+            empty = f"{empty} and not ({self.AFTER_TOOL})"
         self.emit(
             "{%- endif -%}",
             f"{{%- if {history} or not tf_thinking -%}}{{%- set tf_reasoning = none -%}}{{%- endif -%}}",
