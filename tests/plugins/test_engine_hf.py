@@ -2,7 +2,7 @@
 
 import asyncio
 
-import pytest
+from tunefactory.config.loader import Setting
 from tunefactory.config.run_config import build_config
 from tunefactory.inference.engine import Engine, Response
 from tunefactory.plugins.engine_hf.impl import HuggingFaceEngine
@@ -58,7 +58,16 @@ def test_sync_wrappers_work_inside_a_running_loop():
         engine.close()
 
 
-def test_generation_is_not_built_yet():
-    config, _ = build_config([])
-    with pytest.raises(NotImplementedError, match="not built yet"):
-        HuggingFaceEngine().load(config)
+def test_load_from_a_config_chats(tiny_qwen2):
+    config, problems = build_config(
+        [Setting("model_name_or_path", tiny_qwen2, "test"), Setting("template", "qwen", "test")], command="chat"
+    )
+    assert not problems
+    engine = HuggingFaceEngine()
+    engine.load(config)
+    try:
+        answer = engine.chat_sync([{"role": "user", "content": "hi"}], max_new_tokens=4, do_sample=False)[0]
+        assert answer.response_length <= 4 and answer.prompt_length > 0
+        assert engine.tokenizer.convert_tokens_to_ids("<|im_end|>") in engine.eos_ids
+    finally:
+        engine.close()
