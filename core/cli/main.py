@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "api": ("tunefactory.cli.config_cmds:api", "serve a model through an OpenAI-compatible HTTP API"),
     "export": ("tunefactory.cli.config_cmds:export", "merge adapters and export a model"),
     "validate": ("tunefactory.cli.config_cmds:validate", "check a config without loading a model"),
+    "data": ("tunefactory.cli.data_cmd:main", "preview rows as the model sees them, or check datasets for problems"),
     "plugins": ("tunefactory.cli.plugins_cmd:main", "list plugins, or check that named ones can run here"),
     "env": ("tunefactory.cli.info:env", "print versions of Python, torch and the libraries, and the devices"),
     "version": ("tunefactory.cli.info:version", "print the tunefactory version"),
