@@ -84,7 +84,68 @@ def _unsupported(config: RunConfig, command: str) -> list[Problem]:
             for name in UNSUPPORTED if config.get(name)]
 
 
+def _installed(*modules: str) -> bool:
+    from importlib.util import find_spec
+
+    return any(find_spec(name) is not None for name in modules)
+
+
+def _training(config: RunConfig, command: str) -> list[Problem]:
+    """Conflicts among the training options that transformers would reject late, or that would mislead."""
+    if command != "train":
+        return []
+    training, ft = config.training, config.finetuning
+    problems = []
+    if training.warmup_ratio and training.warmup_steps:
+        problems.append(Problem("warmup_ratio", f"warmup_ratio ({training.warmup_ratio}) and warmup_steps "
+                                f"({training.warmup_steps}) both set the warm-up", "keep one of them"))
+    if not 0 <= training.warmup_ratio < 1:
+        problems.append(Problem("warmup_ratio", f"must be a fraction in [0, 1), got {training.warmup_ratio}"))
+    if training.deepspeed and training.fsdp:
+        problems.append(Problem("fsdp", "deepspeed and fsdp both shard the model", "choose one of them"))
+    if training.deepspeed:
+        from tunefactory.errors import ConfigError
+        from tunefactory.train.arguments import deepspeed_config
+
+        try:
+            deepspeed_config(training.deepspeed)
+        except ConfigError as exc:
+            problems += exc.problems
+    if ft.stage == "ppo":
+        if training.do_eval or training.do_predict:
+            problems.append(Problem("do_eval" if training.do_eval else "do_predict", "stage ppo only trains",
+                                    "evaluate the trained model with stage sft (do_predict) instead"))
+        if training.resume_from_checkpoint not in (None, False):
+            problems.append(Problem("resume_from_checkpoint", "stage ppo cannot resume from a checkpoint",
+                                    "start the PPO run again, or continue from its saved adapter with "
+                                    "adapter_name_or_path"))
+        if ft.reward_model_type == "api" and ft.reward_model and not ft.reward_model.startswith(("http://",
+                                                                                                 "https://")):
+            problems.append(Problem("reward_model", f"reward_model_type api needs a URL, got {ft.reward_model!r}",
+                                    "give the http(s) URL of the scoring endpoint"))
+    report_to = training.report_to if isinstance(training.report_to, list) else [training.report_to]
+    if ("tensorboard" in report_to or "all" in report_to) and not _installed("tensorboard", "tensorboardX"):
+        problems.append(Problem("report_to", "tensorboard logging needs the tensorboard package",
+                                'pip install "tunefactory[tensorboard]"'))
+    if ft.pref_bco_weight:
+        problems.append(Problem("pref_bco_weight", "the BCO term of DPO is not supported", "set it to 0"))
+    if not 0 <= ft.dpo_label_smoothing <= 0.5:
+        problems.append(Problem("dpo_label_smoothing", f"must be in [0, 0.5], got {ft.dpo_label_smoothing}"))
+    if ft.ld_alpha is not None and not 0 <= ft.ld_alpha <= 1:
+        problems.append(Problem("ld_alpha", f"must be in [0, 1], got {ft.ld_alpha}"))
+    if ft.pissa_convert and not ft.pissa_init:
+        problems.append(Problem("pissa_convert", "converts a PiSSA adapter, and pissa_init is off",
+                                "set pissa_init: true, or drop pissa_convert"))
+    if ft.loraplus_lr_ratio is not None and ft.finetuning_type != "lora":
+        problems.append(Problem("loraplus_lr_ratio", f"LoRA+ needs finetuning_type lora, not {ft.finetuning_type}",
+                                "set finetuning_type: lora, or drop loraplus_lr_ratio"))
+    if ft.finetuning_type == "freeze" and ft.freeze_trainable_layers == 0:
+        problems.append(Problem("freeze_trainable_layers", "0 trains no layer",
+                                "give a positive number (the last layers) or a negative one (the first layers)"))
+    return problems
+
+
 RULES: tuple[Callable[[RunConfig, str], list[Problem]], ...] = (
     _model_required, _prompt_masks, _precision, _special_tokens, _ranges, _stage_needs,
-    _export_quantization, _unsupported,
+    _export_quantization, _unsupported, _training,
 )

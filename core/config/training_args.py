@@ -35,11 +35,16 @@ EXTRA_FIELDS: tuple[tuple[str, str, Any, str], ...] = (
 # the reference's default where transformers declares None and fills the value in at __post_init__
 DEFAULTS: dict[str, Any] = {"output_dir": "trainer_output"}
 
+# fields that accept more than transformers' annotation says: `resume_from_checkpoint: true` means the newest
+# complete checkpoint in output_dir (the training runner resolves it to a path)
+ANNOTATIONS: dict[str, str] = {"resume_from_checkpoint": "bool | str | None"}
+
 
 def _fields() -> list[tuple[str, str, Any]]:
     rows = []
     for name, annotation, default in FIELDS:
         default = DEFAULTS.get(name, default)
+        annotation = ANNOTATIONS.get(name, annotation)
         rows.append((name, annotation, opt(default_factory=lambda d=default: list(d))
                      if isinstance(default, list) else opt(default)))
     for name, annotation, default, help_text in EXTRA_FIELDS:

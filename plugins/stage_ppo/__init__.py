@@ -1,4 +1,4 @@
-"""PPO: reinforcement learning from a reward model (trl).
+"""PPO: reinforcement learning from a reward model.
 
 Registration only: the implementation in impl.py is imported when a config selects it.
 """
@@ -11,7 +11,6 @@ def tunefactory_register_stages(register):
     register(
         "ppo",
         "tunefactory.plugins.stage_ppo.impl:PPOStage",
-        summary="PPO against a reward model (trl)",
-        requires=("trl>=0.24",),
+        summary="PPO against a reward model",
         capabilities={"dataset": "supervised"},
     )

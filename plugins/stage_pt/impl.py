@@ -1,33 +1,16 @@
-"""The pt stage (pre-training); its processor, collator and trainer come with the train command."""
+"""The pt stage: continued pre-training, next-token loss on plain text (packed unless packing is false)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
-from tunefactory.train.stage import Stage
-
-NOT_BUILT = "the pt stage's {} is not built yet (it comes with the train command)"
+from tunefactory.train.stage import Stage, StageContext
 
 
 class PretrainStage(Stage):
     name = "pt"
 
-    def build_processor(self, template: Any, tokenizer: Any, config: Any) -> Callable[[dict[str, list]], dict]:
-        raise NotImplementedError(NOT_BUILT.format("dataset processor"))
+    def build_trainer(self, context: StageContext) -> Any:
+        from tunefactory.train.causal_lm import build_causal_lm_trainer
 
-    def build_collator(self, template: Any, tokenizer: Any, model: Any, config: Any) -> Callable[..., dict]:
-        raise NotImplementedError(NOT_BUILT.format("collator"))
-
-    def build_trainer(
-        self,
-        model: Any,
-        tokenizer: Any,
-        config: Any,
-        *,
-        train_dataset: Any,
-        eval_dataset: Any,
-        collator: Callable[..., dict],
-        callbacks: Sequence[Any] = (),
-    ) -> Any:
-        raise NotImplementedError(NOT_BUILT.format("trainer"))
+        return build_causal_lm_trainer(context)

@@ -14,3 +14,18 @@ def tunefactory_register_stages(register):
         summary="supervised fine-tuning on conversations",
         capabilities={"dataset": "supervised"},
     )
+
+
+@hookimpl
+def tunefactory_validate_config(config):
+    """do_predict scores the generated answers with BLEU and ROUGE, which need the metrics extra."""
+    if config.command != "train" or config.finetuning.stage != "sft" or not config.training.do_predict:
+        return []
+    from tunefactory.errors import Problem
+    from tunefactory.train.metrics import missing_metric_packages
+
+    missing = missing_metric_packages()
+    if missing:
+        return [Problem("do_predict", f"scoring predictions needs {', '.join(missing)}",
+                        'pip install "tunefactory[metrics]"')]
+    return []

@@ -1,33 +1,27 @@
-"""The sft stage (supervised fine-tuning); its processor, collator and trainer come with the train command."""
+"""The sft stage: supervised fine-tuning on conversations; eval loss (+ token accuracy), predict by generation."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
-from tunefactory.train.stage import Stage
-
-NOT_BUILT = "the sft stage's {} is not built yet (it comes with the train command)"
+from tunefactory.train.stage import Stage, StageContext
 
 
 class SupervisedStage(Stage):
     name = "sft"
 
-    def build_processor(self, template: Any, tokenizer: Any, config: Any) -> Callable[[dict[str, list]], dict]:
-        raise NotImplementedError(NOT_BUILT.format("dataset processor"))
+    def build_trainer(self, context: StageContext) -> Any:
+        from tunefactory.train.causal_lm import build_causal_lm_trainer
+        from tunefactory.train.metrics import logits_to_predictions, token_accuracy
 
-    def build_collator(self, template: Any, tokenizer: Any, model: Any, config: Any) -> Callable[..., dict]:
-        raise NotImplementedError(NOT_BUILT.format("collator"))
+        if context.config.finetuning.compute_accuracy:
+            return build_causal_lm_trainer(context, token_accuracy, logits_to_predictions)
+        return build_causal_lm_trainer(context)
 
-    def build_trainer(
-        self,
-        model: Any,
-        tokenizer: Any,
-        config: Any,
-        *,
-        train_dataset: Any,
-        eval_dataset: Any,
-        collator: Callable[..., dict],
-        callbacks: Sequence[Any] = (),
-    ) -> Any:
-        raise NotImplementedError(NOT_BUILT.format("trainer"))
+    def predict(self, trainer: Any, context: StageContext) -> dict[str, float]:
+        from tunefactory.train.causal_lm import generate_predictions
+
+        dataset = context.predict_dataset if context.predict_dataset is not None else context.eval_dataset
+        if dataset is None:
+            return {}
+        return generate_predictions(trainer, context, dataset)
