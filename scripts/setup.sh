@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${1:-.venv}"
 TORCH_VERSION="2.13.0"
-CPU_EXTRAS="dev,bnb,gptq,awq,hqq,quanto,deepspeed,api,media,metrics,tensorboard"
+CPU_EXTRAS="dev,bnb,gptq,awq,hqq,quanto,aqlm,deepspeed,api,media,metrics,tensorboard"
 
 python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip

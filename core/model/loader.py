@@ -1,10 +1,10 @@
 """``load_model``: from the options to a loaded transformers model and a ``LoadReport`` of what was done.
 
 The steps, in order: hub -> AutoConfig -> model patches (patch_config) -> attention backend -> quantizer kwargs ->
-dtype, device map, KV cache -> from_pretrained (from_config for train_from_scratch) -> quantizer fix-ups -> the
-embeddings fitted to the tokenizer -> model patches (patch_model) -> gradient checkpointing (trainable models) ->
-existing adapters. Each plugin (patch, attention backend, quantizer, hub) is chosen through the registry by the
-option that names it.
+dtype, device map, KV cache -> from_pretrained (from_config for train_from_scratch; a quantizer's own loader for
+checkpoints in a format only it reads) -> quantizer fix-ups -> the embeddings fitted to the tokenizer -> model
+patches (patch_model) -> gradient checkpointing (trainable models) -> existing adapters. Each plugin (patch,
+attention backend, quantizer, hub) is chosen through the registry by the option that names it.
 """
 
 from __future__ import annotations
@@ -118,6 +118,16 @@ def _quantized_with(model_config: Any) -> tuple[str, Any] | None:
     if isinstance(existing, dict):
         return str(existing.get("quant_method", "unknown")), existing
     return str(getattr(existing, "quant_method", "unknown")), existing
+
+
+def checkpoint_loader(registry: Registry, record: dict[str, Any] | None) -> Any:
+    """For a checkpoint that is already quantized: its quantizer plugin's optional ``load_quantized(path,
+    model_config, kwargs, config, is_trainable)``, which loads the checkpoint itself (a format only it reads, extra
+    from_pretrained arguments such as kernels that can be trained through, fix-ups) and returns the model, or returns
+    None to leave it to from_pretrained. None for any other checkpoint."""
+    if not record or not record.get("pre_quantized") or registry.get("quantizer", record["method"]) is None:
+        return None
+    return getattr(registry.select("quantizer", record["method"]).load()(), "load_quantized", None)
 
 
 def quantization(
@@ -309,7 +319,10 @@ def load_model(config: RunConfig, tokenizer: Any, *, is_trainable: bool) -> tupl
     else:
         kwargs = {**device_map_kwargs(config, is_trainable, device), **quant_kwargs}
         report.device_map = kwargs.get("device_map")
-        model = cls.from_pretrained(path, config=model_config, **common, **kwargs)
+        load_own = checkpoint_loader(registry, report.quantizer)
+        model = load_own(path, model_config, {**common, **kwargs}, config, is_trainable) if load_own else None
+        if model is None:
+            model = cls.from_pretrained(path, config=model_config, **common, **kwargs)
     report.model_class = type(model).__name__
     if quantizer is not None:
         model = quantizer.after_load(model, config)

@@ -80,7 +80,6 @@ def test_selectable_by_name_in_a_config(installed, tmp_path):
 
 def test_template_masks_answers_and_matches_its_jinja(tiny_llama):
     from transformers import AutoTokenizer
-
     from tunefactory.registry import get_registry
 
     template = get_registry().select("template", "example_chat").load()()
