@@ -49,7 +49,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from tunefactory.data.schema import ASSISTANT, FUNCTION, OBSERVATION, PROMPT_ROLES, USER
-from tunefactory.data.template import Messages, Template, Turn
+from tunefactory.data.template import Messages, TextTemplate
 from tunefactory.errors import ConfigError, Problem
 
 __all__ = [
@@ -638,7 +638,7 @@ def check_turns(messages: Messages, *, ends_with_answer: bool) -> None:
 # -- the template --------------------------------------------------------------------------------------------------
 
 
-class ChatTemplate(Template):
+class ChatTemplate(TextTemplate):
     """A chat format described by data; subclasses set the description (see the module docstring)."""
 
     # the description
@@ -855,36 +855,7 @@ class ChatTemplate(Template):
                 answers[-1] += eos
         return list(zip(prompts, answers, strict=True))
 
-    def render(
-        self,
-        tokenizer: Any,
-        messages: Messages,
-        system: str | None = None,
-        tools: Any = None,
-        *,
-        add_generation_prompt: bool = False,
-    ) -> str:
-        """The conversation's text, as `encode` (or `encode_prompt` with ``add_generation_prompt``) tokenizes it."""
-        pairs = self.render_turns(tokenizer, messages, system, tools, add_generation_prompt=add_generation_prompt)
-        return "".join(prompt + answer for prompt, answer in pairs)
-
     # the Template interface ------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _ids(tokenizer: Any, text: str) -> list[int]:
-        return list(tokenizer.encode(text, add_special_tokens=False)) if text else []
-
-    def encode_turns(
-        self, tokenizer: Any, messages: Messages, system: str | None = None, tools: str | None = None
-    ) -> list[Turn]:
-        pairs = self.render_turns(tokenizer, messages, system, tools)
-        return [(self._ids(tokenizer, prompt), self._ids(tokenizer, answer)) for prompt, answer in pairs]
-
-    def encode_prompt(
-        self, tokenizer: Any, messages: Messages, system: str | None = None, tools: str | None = None
-    ) -> list[int]:
-        pairs = self.render_turns(tokenizer, messages, system, tools, add_generation_prompt=True)
-        return [i for prompt, answer in pairs for i in self._ids(tokenizer, prompt) + self._ids(tokenizer, answer)]
 
     def to_jinja(self) -> str:
         return _JinjaWriter(self).write()

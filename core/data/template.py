@@ -79,3 +79,53 @@ class Template(ABC):
             ids += prompt + answer
             mask += [train_on_prompt] * len(prompt) + [trained] * len(answer)
         return Encoded(ids, mask)
+
+
+class TextTemplate(Template):
+    """A template that renders each exchange as text first; encoding tokenizes the pieces one by one.
+
+    Subclasses only say how the conversation renders (`render_turns`); the ids follow from the text, so the
+    rendering, the encoding and the generation prompt cannot drift apart.
+    """
+
+    @abstractmethod
+    def render_turns(
+        self,
+        tokenizer: Any,
+        messages: Messages,
+        system: str | None = None,
+        tools: Any = None,
+        *,
+        add_generation_prompt: bool = False,
+    ) -> list[tuple[str, str]]:
+        """The conversation as (prompt text, answer text) pairs; with ``add_generation_prompt`` the last pair is
+        the final prompt (with the generation text) and an empty answer."""
+
+    def render(
+        self,
+        tokenizer: Any,
+        messages: Messages,
+        system: str | None = None,
+        tools: Any = None,
+        *,
+        add_generation_prompt: bool = False,
+    ) -> str:
+        """The conversation's text, as `encode` (or `encode_prompt` with ``add_generation_prompt``) tokenizes it."""
+        pairs = self.render_turns(tokenizer, messages, system, tools, add_generation_prompt=add_generation_prompt)
+        return "".join(prompt + answer for prompt, answer in pairs)
+
+    @staticmethod
+    def _ids(tokenizer: Any, text: str) -> list[int]:
+        return list(tokenizer.encode(text, add_special_tokens=False)) if text else []
+
+    def encode_turns(
+        self, tokenizer: Any, messages: Messages, system: str | None = None, tools: str | None = None
+    ) -> list[Turn]:
+        pairs = self.render_turns(tokenizer, messages, system, tools)
+        return [(self._ids(tokenizer, prompt), self._ids(tokenizer, answer)) for prompt, answer in pairs]
+
+    def encode_prompt(
+        self, tokenizer: Any, messages: Messages, system: str | None = None, tools: str | None = None
+    ) -> list[int]:
+        pairs = self.render_turns(tokenizer, messages, system, tools, add_generation_prompt=True)
+        return [i for prompt, answer in pairs for i in self._ids(tokenizer, prompt) + self._ids(tokenizer, answer)]

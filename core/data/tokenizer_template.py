@@ -20,7 +20,7 @@ from tunefactory.data.chat_template import (
     parse_tools,
     to_hf_messages,
 )
-from tunefactory.data.template import Messages, Template, Turn
+from tunefactory.data.template import Messages, TextTemplate
 from tunefactory.errors import ConfigError, Problem
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def chat_template_of(tokenizer: Any) -> str | None:
     return template if isinstance(template, str) and template.strip() else None
 
 
-class TokenizerTemplate(Template):
+class TokenizerTemplate(TextTemplate):
     """Renders with the tokenizer's chat_template; turn boundaries come from rendering prefixes."""
 
     name = "tokenizer"
@@ -139,30 +139,7 @@ class TokenizerTemplate(Template):
             position = answer_end
         return pairs
 
-    def render(
-        self, tokenizer: Any, messages: Messages, system: str | None = None, tools: Any = None, *,
-        add_generation_prompt: bool = False,
-    ) -> str:
-        pairs = self.render_turns(tokenizer, messages, system, tools, add_generation_prompt=add_generation_prompt)
-        return "".join(prompt + answer for prompt, answer in pairs)
-
     # the Template interface ------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _ids(tokenizer: Any, text: str) -> list[int]:
-        return list(tokenizer.encode(text, add_special_tokens=False)) if text else []
-
-    def encode_turns(
-        self, tokenizer: Any, messages: Messages, system: str | None = None, tools: str | None = None
-    ) -> list[Turn]:
-        pairs = self.render_turns(tokenizer, messages, system, tools)
-        return [(self._ids(tokenizer, prompt), self._ids(tokenizer, answer)) for prompt, answer in pairs]
-
-    def encode_prompt(
-        self, tokenizer: Any, messages: Messages, system: str | None = None, tools: str | None = None
-    ) -> list[int]:
-        pairs = self.render_turns(tokenizer, messages, system, tools, add_generation_prompt=True)
-        return [i for prompt, answer in pairs for i in self._ids(tokenizer, prompt) + self._ids(tokenizer, answer)]
 
     def to_jinja(self) -> str:
         return self.chat_template
