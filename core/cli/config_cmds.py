@@ -6,9 +6,8 @@ import textwrap
 from importlib import import_module
 
 from tunefactory.config.run_config import GROUPS, RunConfig, load_config
-from tunefactory.errors import TunefactoryError
 
-# command -> the runner ("module:function" taking a RunConfig) that the later parts of the core provide
+# command -> the runner ("module:function" taking a RunConfig), imported only once the config is valid
 RUNNERS = {
     "train": "tunefactory.train.runner:run",
     "chat": "tunefactory.inference.chat_loop:run",
@@ -17,21 +16,10 @@ RUNNERS = {
 }
 
 
-class NotBuiltYet(TunefactoryError):
-    exit_code = 3
-    title = "not available"
-
-
 def _run(command: str, argv: list[str]) -> int:
     config = load_config(argv, command)
     module_name, _, attr = RUNNERS[command].partition(":")
-    try:
-        module = import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        raise NotBuiltYet(f"the config is valid, but `tunefactory {command}` is not built in this version yet") from exc
-    return int(getattr(module, attr)(config) or 0)
+    return int(getattr(import_module(module_name), attr)(config) or 0)
 
 
 def train(argv: list[str]) -> int:
