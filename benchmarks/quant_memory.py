@@ -9,7 +9,10 @@ The model (random weights, hidden 768, 16 layers, built once by tunefactory.test
 - quantized-layer bytes: every tensor the decoder layers' linear modules hold after loading (packed weights, scales,
   zeros, indices), against the float32 bytes of the same layers; the target for 4-bit methods is at most 0.3;
 - model bytes: the same count over the whole model (embeddings, norms and output head stay in the load dtype);
-- peak RSS of the process (loading included: the methods that quantize while loading read the float weights first);
+- resident memory: what loading the model added (from a baseline taken once the tokenizer and the method's package
+  are imported, to after one evaluation pass, when every weight has been read), the process total then, and the
+  peak of the process (loading included: the methods that quantize while loading read the float weights first,
+  and memory the allocator keeps after freeing them still counts);
 - perplexity on a fixed text of the tokenizer's corpus, its change against fp32, and the mean per-token KL
   divergence from the fp32 model's next-token distribution (with random weights the perplexity sits near the
   vocabulary size, so the KL divergence is the finer measure of what quantization changed).
@@ -40,6 +43,8 @@ METHODS = {  # name -> load options
                   "export_quantization_maxlen": 256},
     "quanto-int4": {"quantization_method": "quanto", "quantization_bit": 4},
 }
+PACKAGES = {"bnb": ("bitsandbytes",), "hqq": ("hqq.core.quantize", "hqq.models.hf.base"),
+            "gptq": ("gptqmodel", "optimum.gptq"), "quanto": ("optimum.quanto",)}
 FOUR_BIT_TARGET = 0.3
 EVAL_TOKENS = 1024
 
@@ -98,7 +103,15 @@ def evaluate(model, tokenizer, reference_path: str | None) -> dict:
     return result
 
 
+def current_rss() -> int:
+    """Resident memory of this process now (Linux: /proc/self/statm, in pages)."""
+    with open("/proc/self/statm", encoding="ascii") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def worker(method: str, model_path: str, calibration: str, reference: str) -> dict:
+    import gc
+    import importlib
     import resource
 
     import torch
@@ -114,6 +127,10 @@ def worker(method: str, model_path: str, calibration: str, reference: str) -> di
     if problems:
         raise SystemExit("; ".join(p.render() for p in problems))
     tokenizer = load_tokenizer(config).tokenizer
+    for package in PACKAGES.get(method.split("-")[0], ()):  # imported before the baseline: not the model
+        importlib.import_module(package)
+    gc.collect()
+    rss_before_load = current_rss()
     started = time.perf_counter()
     model, report = load_model(config, tokenizer, is_trainable=False)
     load_s = time.perf_counter() - started
@@ -121,6 +138,8 @@ def worker(method: str, model_path: str, calibration: str, reference: str) -> di
     layer_bytes = sum(tensor_bytes(m) for m in layers)
     fp32_layer_bytes = sum(4 * m.in_features * m.out_features for m in layers)
     measured = evaluate(model, tokenizer, None if method == "fp32" else reference)
+    gc.collect()
+    rss_after_load = current_rss()  # after the evaluation: every weight has been read (safetensors are mapped lazily)
     if method == "fp32":
         torch.save(measured.pop("reference"), reference)
     return {
@@ -131,6 +150,8 @@ def worker(method: str, model_path: str, calibration: str, reference: str) -> di
         "layer_ratio": layer_bytes / fp32_layer_bytes,
         "model_bytes": tensor_bytes(model),
         "parameters": sum(p.numel() for p in model.parameters()) if method in ("fp32", "bf16") else None,
+        "rss_after_load_bytes": rss_after_load,
+        "rss_growth_bytes": rss_after_load - rss_before_load,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # KiB on Linux
         "load_s": load_s,
         "quantizer": report.quantizer,
@@ -158,16 +179,19 @@ def mib(value: float) -> str:
 
 def table(results: list[dict]) -> str:
     fp32 = next((r for r in results if r["method"] == "fp32" and "error" not in r), None)
-    rows = ["| method | layer type | quantized layers MiB | vs fp32 | model MiB | peak RSS MiB | load s | perplexity "
-            "| ppl change | KL from fp32 |", "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| method | layer type | quantized layers MiB | vs fp32 | model MiB | RSS added MiB | RSS total MiB "
+            "| peak RSS MiB | load s | perplexity | ppl change | KL from fp32 |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         if "error" in r:
-            rows.append(f"| {r['method']} | not run: {r['error'][:150]} |||||||||")
+            rows.append(f"| {r['method']} | not run: {r['error'][:150]} |||||||||||")
             continue
         change = f"{(r['perplexity'] / fp32['perplexity'] - 1) * 100:+.3f}%" if fp32 else "-"
         kl = f"{r['kl_from_fp32']:.2e}" if "kl_from_fp32" in r else "0"
         rows.append(f"| {r['method']} | {r['layer_type']} | {mib(r['quantized_layer_bytes'])} | {r['layer_ratio']:.3f} "
-                    f"| {mib(r['model_bytes'])} | {mib(r['peak_rss_bytes'])} | {r['load_s']:.1f} "
+                    f"| {mib(r['model_bytes'])} | {mib(r['rss_growth_bytes'])} | {mib(r['rss_after_load_bytes'])} "
+                    f"| {mib(r['peak_rss_bytes'])} "
+                    f"| {r['load_s']:.1f} "
                     f"| {r['perplexity']:.2f} | {change} | {kl} |")
     return "\n".join(rows)
 

@@ -233,7 +233,7 @@ def fp8_reference(weight_fp8: Any, scale: Any, block: tuple[int, int] = (32, 32)
 
 def aqlm_checkpoint(root: Path, base: str, nbits: int = 8, in_group: int = 8) -> str:
     """An AQLM checkpoint (one codebook of 2**nbits vectors of ``in_group`` weights, out_group_size 1) with random
-    codes, codebooks and scales, as transformers' AQLM path reads it."""
+    codes, codebooks and scales, in the layout AQLM checkpoints have."""
     import torch
 
     generator = torch.Generator().manual_seed(0)
@@ -249,7 +249,8 @@ def aqlm_checkpoint(root: Path, base: str, nbits: int = 8, in_group: int = 8) ->
         }
 
     quantization = {"quant_method": "aqlm", "in_group_size": in_group, "out_group_size": 1, "num_codebooks": 1,
-                    "nbits_per_codebook": nbits, "linear_weights_not_to_quantize": ["lm_head"]}
+                    "nbits_per_codebook": nbits,  # the layers left unquantized, named as AQLM checkpoints name them
+                    "linear_weights_not_to_quantize": ["model.embed_tokens.weight", "lm_head.weight"]}
     return built_once(root, f"aqlm-1x{nbits}", lambda folder: _rewrite_weights(base, folder, convert, quantization))
 
 
