@@ -9,8 +9,9 @@ The model (random weights, hidden 768, 16 layers, built once by tunefactory.test
 - quantized-layer bytes: every tensor the decoder layers' linear modules hold after loading (packed weights, scales,
   zeros, indices), against the float32 bytes of the same layers; the target for 4-bit methods is at most 0.3;
 - model bytes: the same count over the whole model (embeddings, norms and output head stay in the load dtype);
-- resident memory: what loading the model added (from a baseline taken once the tokenizer and the method's package
-  are imported, to after one evaluation pass, when every weight has been read), the process total then, and the
+- resident memory: what loading the model added, as heap and as mapped files (a float model may use its
+  safetensors file in place), from a baseline taken once the tokenizer and the method's package are imported to
+  after one evaluation pass, when every weight has been read; the process total then; and the
   peak of the process (loading included: the methods that quantize while loading read the float weights first,
   and memory the allocator keeps after freeing them still counts);
 - perplexity on a fixed text of the tokenizer's corpus, its change against fp32, and the mean per-token KL
@@ -103,10 +104,23 @@ def evaluate(model, tokenizer, reference_path: str | None) -> dict:
     return result
 
 
-def current_rss() -> int:
-    """Resident memory of this process now (Linux: /proc/self/statm, in pages)."""
-    with open("/proc/self/statm", encoding="ascii") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def current_rss() -> dict[str, int]:
+    """Resident memory of this process now, in bytes: ``anon`` (heap: tensors the process owns) and ``file`` (mapped
+    files: safetensors weights used in place, libraries), from /proc/self/status, after handing the heap memory freed
+    so far back to the system (glibc keeps it otherwise, and float weights a method quantized away would count)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    found = {}
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            key, _, value = line.partition(":")
+            if key in ("RssAnon", "RssFile"):
+                found[key.removeprefix("Rss").lower()] = int(value.split()[0]) * 1024  # kB
+    return found
 
 
 def worker(method: str, model_path: str, calibration: str, reference: str) -> dict:
@@ -150,8 +164,9 @@ def worker(method: str, model_path: str, calibration: str, reference: str) -> di
         "layer_ratio": layer_bytes / fp32_layer_bytes,
         "model_bytes": tensor_bytes(model),
         "parameters": sum(p.numel() for p in model.parameters()) if method in ("fp32", "bf16") else None,
-        "rss_after_load_bytes": rss_after_load,
-        "rss_growth_bytes": rss_after_load - rss_before_load,
+        "rss_anon_added_bytes": rss_after_load["anon"] - rss_before_load["anon"],
+        "rss_file_added_bytes": rss_after_load["file"] - rss_before_load["file"],
+        "rss_after_load_bytes": rss_after_load["anon"] + rss_after_load["file"],
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # KiB on Linux
         "load_s": load_s,
         "quantizer": report.quantizer,
@@ -179,8 +194,8 @@ def mib(value: float) -> str:
 
 def table(results: list[dict]) -> str:
     fp32 = next((r for r in results if r["method"] == "fp32" and "error" not in r), None)
-    rows = ["| method | layer type | quantized layers MiB | vs fp32 | model MiB | RSS added MiB | RSS total MiB "
-            "| peak RSS MiB | load s | perplexity | ppl change | KL from fp32 |",
+    rows = ["| method | layer type | quantized layers MiB | vs fp32 | model MiB | RSS added: heap / files MiB "
+            "| RSS total MiB | peak RSS MiB | load s | perplexity | ppl change | KL from fp32 |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         if "error" in r:
@@ -189,7 +204,8 @@ def table(results: list[dict]) -> str:
         change = f"{(r['perplexity'] / fp32['perplexity'] - 1) * 100:+.3f}%" if fp32 else "-"
         kl = f"{r['kl_from_fp32']:.2e}" if "kl_from_fp32" in r else "0"
         rows.append(f"| {r['method']} | {r['layer_type']} | {mib(r['quantized_layer_bytes'])} | {r['layer_ratio']:.3f} "
-                    f"| {mib(r['model_bytes'])} | {mib(r['rss_growth_bytes'])} | {mib(r['rss_after_load_bytes'])} "
+                    f"| {mib(r['model_bytes'])} | {mib(r['rss_anon_added_bytes'])} / {mib(r['rss_file_added_bytes'])} "
+                    f"| {mib(r['rss_after_load_bytes'])} "
                     f"| {mib(r['peak_rss_bytes'])} "
                     f"| {r['load_s']:.1f} "
                     f"| {r['perplexity']:.2f} | {change} | {kl} |")
