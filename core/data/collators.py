@@ -79,20 +79,23 @@ class SupervisedCollator:
             batch[f"{prefix}attention_mask"] = torch.tensor(self._pad(mask, 0, length), dtype=torch.long)
         return batch
 
-    def media_inputs(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        media = {name: [item for row in rows for item in (row.get(name) or [])] for name in MEDIA_COLUMNS}
-        if not any(media.values()):
+    def media_inputs(self, rows: Sequence[dict[str, Any]], input_ids: Any) -> dict[str, Any]:
+        """The media processor's inputs for the rows' images, videos and audios, decoded again here (the dataset
+        keeps their paths); nothing for a batch without media."""
+        if not any(row.get(name) for row in rows for name in MEDIA_COLUMNS):
             return {}
         if self.media_processor is None:
             from tunefactory.errors import DataError
 
-            raise DataError("the batch has images, videos or audios but the collator has no media processor")
-        return dict(self.media_processor.model_inputs(media["images"], media["videos"], media["audios"],
-                                                      self.processor))
+            raise DataError("the batch has images, videos or audios but its template is text only; "
+                            "choose the template of a multimodal model")
+        media = [self.media_processor.load(row.get("images") or [], row.get("videos") or [], row.get("audios") or [])
+                 for row in rows]
+        return dict(self.media_processor.model_inputs(media, input_ids, self.processor))
 
     def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         batch = self.pad_rows(rows)
-        batch.update(self.media_inputs(rows))
+        batch.update(self.media_inputs(rows, batch["input_ids"]))
         return batch
 
 
@@ -107,7 +110,7 @@ class PairwiseCollator(SupervisedCollator):
                 item.update({name: row.get(name) or [] for name in MEDIA_COLUMNS})
                 flat.append(item)
         batch = self.pad_rows(flat)
-        batch.update(self.media_inputs(flat))
+        batch.update(self.media_inputs(flat, batch["input_ids"]))
         return batch
 
 
@@ -120,7 +123,7 @@ class KTOCollator(SupervisedCollator):
         batch = self.pad_rows(rows)
         batch.update(self.pad_rows(rows, prefix="kl_"))
         batch["kto_tags"] = torch.tensor([bool(row["kto_tags"]) for row in rows], dtype=torch.bool)
-        batch.update(self.media_inputs(rows))
+        batch.update(self.media_inputs(rows, batch["input_ids"]))
         return batch
 
 
@@ -152,14 +155,10 @@ def get_collator(stage: str, config: Any, tokenizer: Any, *, template: Any = Non
 
     layout = layout_for(stage, config)
     media_processor = None
-    if template is not None:
-        from tunefactory.registry import get_registry
+    if (getattr(template, "media_processor", None) or "base") != "base":
+        from tunefactory.data.media import MediaOptions, media_processor_for
 
-        name = getattr(template, "media_processor", "base") or "base"
-        try:
-            media_processor = get_registry().select("media", name).load()()
-        except Exception:  # no media processor: text-only batches still collate
-            media_processor = None
+        media_processor = media_processor_for(template, MediaOptions.from_config(config))
     kwargs: dict[str, Any] = {"pad_to_multiple_of": pad_to_multiple_of, "media_processor": media_processor,
                               "processor": processor}
     if not config.data.ignore_pad_token_for_loss:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from tunefactory.data.converters import Converter, detect_format
 from tunefactory.data.dataset_info import DatasetAttr, get_dataset_attrs
+from tunefactory.data.media import MediaOptions
 from tunefactory.data.processors import AUX_COLUMNS, Encoder, RowProcessor, decode_problem, features_of
 from tunefactory.errors import DataError
 
@@ -114,7 +115,8 @@ def _column_names(raw: Any) -> tuple[list[str], dict[str, Any] | None]:
 def encoder_for(config: RunConfig, tokenizer: Any, template: Any, layout: str, processor: Any = None) -> Encoder:
     data = config.data
     return Encoder(template, tokenizer, layout, cutoff_len=data.cutoff_len, train_on_prompt=data.train_on_prompt,
-                   mask_history=data.mask_history, processor=processor)
+                   mask_history=data.mask_history, processor=processor,
+                   media_options=MediaOptions.from_config(config))
 
 
 def process_one(attr: DatasetAttr, config: RunConfig, encoder: Encoder, *, raw: Any = None) -> Any:

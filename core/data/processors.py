@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tunefactory.data.converters import Converter, RowProblem
+from tunefactory.data.media import MediaOptions, MediaProcessor, media_processor_for
 from tunefactory.errors import DataError
 
 IGNORE_INDEX = -100
@@ -96,16 +97,16 @@ def cut(ids: list[int], keep: int, media: frozenset[int]) -> list[int]:
     return ids[:keep]
 
 
-def media_token_ids(tokenizer: Any, template: Any = None) -> frozenset[int]:
-    """Ids of the media placeholder tokens this tokenizer knows (and any the template or processor adds)."""
-    extra = getattr(template, "media_tokens", None) or ()
-    names = set(MEDIA_TOKENS) | set(extra.values() if isinstance(extra, dict) or hasattr(extra, "values") else extra)
+def media_token_ids(tokenizer: Any, template: Any = None, extra: Sequence[str] = ()) -> frozenset[int]:
+    """Ids of the media tokens this tokenizer knows: the common ones, the template's and ``extra`` (the media
+    processor's)."""
+    tokens = getattr(template, "media_tokens", None) or {}
+    names = set(MEDIA_TOKENS) | set(tokens.values() if hasattr(tokens, "values") else tokens) | set(extra)
     try:
         added = tokenizer.get_added_vocab()
     except Exception:
         added = {}
-    ids = {added[name] for name in names if name in added}
-    return frozenset(ids)
+    return frozenset(added[name] for name in names if name in added)
 
 
 def _count_media(ids: Sequence[int], media: frozenset[int]) -> int:
@@ -116,7 +117,7 @@ class Encoder:
     """Encodes internal examples for one layout with a template and tokenizer."""
 
     def __init__(self, template: Any, tokenizer: Any, layout: str, *, cutoff_len: int, train_on_prompt: bool = False,
-                 mask_history: bool = False, processor: Any = None) -> None:
+                 mask_history: bool = False, processor: Any = None, media_options: MediaOptions | None = None) -> None:
         from tunefactory.data.fast_tokenizer import fast_tokenizer
 
         self.template = template
@@ -126,27 +127,33 @@ class Encoder:
         self.train_on_prompt = train_on_prompt
         self.mask_history = mask_history
         self.processor = processor
-        self.media = media_token_ids(tokenizer, template)
-        self._media_processor: Any = None
+        self.media_options = media_options
+        self.multimodal = (getattr(template, "media_processor", None) or "base") != "base"
+        self._media_processor: MediaProcessor | None = None
+        self.media = media_token_ids(tokenizer, template, self.media_processor.model_tokens if self.multimodal else ())
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_media_processor"] = None
         return state
 
+    @property
+    def media_processor(self) -> MediaProcessor:
+        if self._media_processor is None:
+            self._media_processor = media_processor_for(self.template, self.media_options)
+        return self._media_processor
+
     # -- helpers --------------------------------------------------------------------------------------------------
 
     def _expand_media(self, example: dict[str, Any], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Messages with their placeholders expanded into the model's media tokens: every row of a multimodal
+        template is checked (a placeholder without its item is an error), a text-only row passes as it is."""
         images, videos, audios = example.get("images") or [], example.get("videos") or [], example.get("audios") or []
-        if not (images or videos or audios):
+        if not (self.multimodal or images or videos or audios):
             return messages
-        if self._media_processor is None:
-            from tunefactory.registry import get_registry
-
-            name = getattr(self.template, "media_processor", "base") or "base"
-            self._media_processor = get_registry().select("media", name).load()()
         try:
-            return self._media_processor.expand_placeholders(messages, images, videos, audios, self.processor)
+            media = self.media_processor.load(images, videos, audios)
+            return self.media_processor.expand_placeholders(messages, media, self.processor)
         except DataError as exc:
             raise RowProblem("", str(exc), fatal=True, kind="media") from None
 

@@ -55,18 +55,63 @@ def encode_chat(
     return list(ids), media
 
 
+def with_placeholders(messages: list[dict[str, Any]], media: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Where a request gives media but its text has no placeholder at all, the media go before the text of the last
+    user turn (what a chat with an attached image means)."""
+    from tunefactory.data.media import PLACEHOLDERS, count_placeholders
+
+    if not has_media(media) or any(count_placeholders(messages).values()):
+        return messages
+    last = max(i for i, m in enumerate(messages) if m.get("role") == "user") if any(
+        m.get("role") == "user" for m in messages) else len(messages) - 1
+    prefix = "".join(PLACEHOLDERS[kind] * len(media.get(kind) or ()) for kind in MEDIA_KINDS)
+    messages = [dict(m) for m in messages]
+    messages[last]["content"] = prefix + messages[last]["content"]
+    return messages
+
+
+def load_media(engine: Any, messages: list[dict[str, Any]], media: dict[str, list[Any]]) -> tuple[Any, Any]:
+    """(the decoded, regularised Media, the template's media processor); bad media are the request's problem."""
+    from tunefactory.data.media import MediaOptions, check_placeholders, media_processor_for
+    from tunefactory.errors import DataError
+
+    media_processor = media_processor_for(engine.template, MediaOptions.from_config(engine.config))
+    try:
+        check_placeholders(messages, media)
+        return media_processor.load(media["images"], media["videos"], media["audios"]), media_processor
+    except DataError as exc:
+        raise BadRequest(str(exc), param="messages") from exc
+
+
 def expand_media(engine: Any, messages: list[dict[str, Any]], media: dict[str, list[Any]],
-                 processor: Any) -> tuple[list[dict[str, Any]], dict[str, list[Any]], Any]:
-    """Media regularised as the media options say and the messages' placeholders expanded, by the media processor
-    the template names; returns (messages, regularised media, the media processor)."""
-    from tunefactory.registry import get_registry
+                 processor: Any) -> tuple[list[dict[str, Any]], Any, Any]:
+    """Placeholders expanded into the model's media tokens by the media processor the template names; returns
+    (messages, the decoded Media, the media processor)."""
+    from tunefactory.errors import DataError
 
     if processor is None:
         raise Unsupported("this model takes no images, videos or audios (it has no processor)")
-    name = getattr(engine.template, "media_processor", "base")
-    media_processor = get_registry().select("media", name).load()()
-    regular = media_processor.regularize(media["images"], media["videos"], media["audios"], engine.config)
-    parts = {kind: list(regular.get(kind, [])) for kind in MEDIA_KINDS}
-    messages = media_processor.expand_placeholders(messages, parts["images"], parts["videos"], parts["audios"],
-                                                   processor)
-    return messages, parts, media_processor
+    messages = with_placeholders(messages, media)
+    loaded, media_processor = load_media(engine, messages, media)
+    try:
+        return media_processor.expand_placeholders(messages, loaded, processor), loaded, media_processor
+    except DataError as exc:
+        raise BadRequest(str(exc), param="messages") from exc
+
+
+def native_placeholders(engine: Any, messages: list[dict[str, Any]],
+                        media: dict[str, list[Any]]) -> tuple[list[dict[str, Any]], Any]:
+    """For engines that expand media tokens themselves (vLLM, SGLang): each placeholder becomes the template's
+    own media token text, once; returns (messages, the decoded Media)."""
+    from tunefactory.data.media import PLACEHOLDERS
+
+    messages = with_placeholders(messages, media)
+    loaded, _ = load_media(engine, messages, media)
+    tokens = getattr(engine.template, "media_tokens", None) or {}
+    out = []
+    for message in messages:
+        content = message["content"]
+        for kind, placeholder in PLACEHOLDERS.items():
+            content = content.replace(placeholder, tokens.get(kind[:-1], placeholder))
+        out.append({**message, "content": content})
+    return out, loaded

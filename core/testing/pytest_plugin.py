@@ -76,3 +76,33 @@ def tiny_qwen2(tmp_path_factory: pytest.TempPathFactory) -> str:
 def tiny_qwen3(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Folder of a tiny random Qwen3 model and its tokenizer."""
     return _tiny("qwen3", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_multimodal(tmp_path_factory: pytest.TempPathFactory):
+    """A function: family name (e.g. "qwen2_vl", "llava") -> folder of its tiny random multimodal model, built once
+    per session (or reused from $TUNEFACTORY_TINY_CACHE)."""
+    from tunefactory.testing.tiny_multimodal import tiny_multimodal_path
+
+    cache = os.environ.get("TUNEFACTORY_TINY_CACHE")
+    cache_dir = cache if cache else tmp_path_factory.mktemp("tiny-mm", numbered=True)
+    return lambda family: tiny_multimodal_path(family, cache_dir=cache_dir)
+
+
+@pytest.fixture(scope="session")
+def media_samples(tmp_path_factory: pytest.TempPathFactory):
+    """A folder with a few generated media files: image.png (64x48), wide.png (1024x256), tiny.png (8x6),
+    video.mp4 (2 s at 10 fps, 64x48), video_sound.mp4 (the same with a 16 kHz tone), audio.wav (1 s, 22.05 kHz),
+    stereo.wav (1 s, 44.1 kHz, two channels) and corrupt.png (not an image)."""
+    from tunefactory.testing.media_samples import make_audio, make_image, make_video
+
+    folder = tmp_path_factory.mktemp("media", numbered=True)
+    make_image(folder / "image.png", 64, 48)
+    make_image(folder / "wide.png", 1024, 256, seed=1)
+    make_image(folder / "tiny.png", 8, 6, seed=2)
+    make_video(folder / "video.mp4", seconds=2.0, fps=10)
+    make_video(folder / "video_sound.mp4", seconds=2.0, fps=10, audio_rate=16000)
+    make_audio(folder / "audio.wav", seconds=1.0, rate=22050)
+    make_audio(folder / "stereo.wav", seconds=1.0, rate=44100, channels=2)
+    (folder / "corrupt.png").write_bytes(b"not an image")
+    return folder

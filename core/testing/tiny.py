@@ -307,12 +307,14 @@ def _train_backend(vocab_size: int, arch: str):
     return tokenizer
 
 
-def build_tokenizer(path: str | os.PathLike, vocab_size: int = 1024, arch: str = "llama"):
+def build_tokenizer(path: str | os.PathLike, vocab_size: int = 1024, arch: str = "llama",
+                    extra_special_tokens: tuple[str, ...] = ()):
     """Train a byte-level BPE tokenizer on the built-in corpus and save it (loadable by AutoTokenizer) at `path`.
 
     `vocab_size` is an upper bound: the built-in corpus supports about 1,400 entries with min_frequency=2.
     The special tokens of the built-in chat templates (ChatML/Qwen, Llama 3, Llama 2, reasoning, tools, media)
     each encode to one id; bos/eos/pad/unk follow `arch`; the chat template is ChatML (CHATML_TEMPLATE).
+    `extra_special_tokens` (a multimodal family's own media tokens) are added after them, in order.
     Returns the transformers tokenizer.
     """
     from transformers import PreTrainedTokenizerFast
@@ -326,6 +328,7 @@ def build_tokenizer(path: str | os.PathLike, vocab_size: int = 1024, arch: str =
     tokens = {k: v for k, v in settings["tokens"].items() if v is not None}
     named = set(tokens.values())
     extra = [t for t in SPECIAL_TOKENS if t not in named and t not in TEXT_TOKENS]
+    extra += [t for t in extra_special_tokens if t not in SPECIAL_TOKENS]
     tokenizer = tokenizer_cls(
         tokenizer_object=_train_backend(vocab_size, arch),
         add_bos_token=settings["add_bos_token"],

@@ -202,9 +202,8 @@ class HuggingFaceEngine(TokenEngine):
             job.cancel()
 
     def prepare_media(self, messages: list[dict[str, Any]], media: dict[str, list[Any]]):
-        messages, parts, media_processor = expand_media(self, messages, media, self.processor)
-        inputs = media_processor.model_inputs(parts["images"], parts["videos"], parts["audios"], self.processor)
-        return messages, {"inputs": inputs}
+        messages, loaded, media_processor = expand_media(self, messages, media, self.processor)
+        return messages, {"media": loaded, "processor": media_processor}
 
     async def get_scores(self, batch_input: Sequence[str], **kwargs: Any) -> list[float]:
         if self.can_generate:
@@ -252,8 +251,12 @@ class HuggingFaceEngine(TokenEngine):
             kwargs.update(length_penalty=params.length_penalty, num_return_sequences=params.n)
         return kwargs
 
-    def _media_inputs(self, job: Job) -> dict[str, Any]:
-        inputs = dict(job.media.get("inputs") or {})
+    def _media_inputs(self, job: Job, ids: torch.Tensor) -> dict[str, Any]:
+        """The media processor's inputs for the job's (left-padded) rows, which all share the job's media."""
+        if not job.media:
+            return {}
+        media_processor = job.media["processor"]
+        inputs = media_processor.model_inputs([job.media["media"]] * ids.shape[0], ids.cpu(), self.processor)
         return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
 
     def _run_batch(self, jobs: list[Job]) -> None:
@@ -274,7 +277,7 @@ class HuggingFaceEngine(TokenEngine):
         with torch.inference_mode():
             self.model.generate(
                 input_ids=ids, attention_mask=mask, stopping_criteria=StoppingCriteriaList([follow]),
-                **self._media_inputs(jobs[0]), **kwargs,
+                **self._media_inputs(jobs[0], ids), **kwargs,
             )
         for row in rows:  # rows generate stopped without (the batch's token budget)
             row.end("length")
@@ -286,7 +289,7 @@ class HuggingFaceEngine(TokenEngine):
         with torch.inference_mode():
             output = self.model.generate(
                 input_ids=ids, attention_mask=mask, stopping_criteria=StoppingCriteriaList([_Cancelled(job)]),
-                **self._media_inputs(job), **kwargs,
+                **self._media_inputs(job, ids), **kwargs,
             )
         if job.cancelled:
             return

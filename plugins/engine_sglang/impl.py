@@ -27,7 +27,7 @@ from tunefactory.inference.components import (
 )
 from tunefactory.inference.engine import BadRequest, Response, TextStream, TokenEngine, Unsupported
 from tunefactory.inference.generation import GenerationParams
-from tunefactory.inference.prompting import expand_media
+from tunefactory.inference.prompting import native_placeholders
 
 
 def server_kwargs(config: Any, path: str) -> dict[str, Any]:
@@ -104,8 +104,14 @@ class SGLangEngine(TokenEngine):
         self.llm = sglang.Engine(**kwargs)
 
     def prepare_media(self, messages: list[dict[str, Any]], media: dict[str, list[Any]]):
-        messages, parts, _ = expand_media(self, messages, media, self.processor)
-        data = {f"{kind[:-1]}_data": items for kind, items in parts.items() if items}
+        messages, loaded = native_placeholders(self, messages, media)
+        data: dict[str, Any] = {}
+        if loaded.images:
+            data["image_data"] = loaded.images
+        if loaded.videos:
+            data["video_data"] = [clip.frames for clip in loaded.videos]
+        if loaded.audios:
+            data["audio_data"] = [clip.samples for clip in loaded.audios]
         return messages, data
 
     def _kwargs(self, prompt_ids: list[int], params: GenerationParams, media: dict[str, Any]) -> dict[str, Any]:

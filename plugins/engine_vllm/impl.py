@@ -26,7 +26,7 @@ from tunefactory.inference.components import (
 )
 from tunefactory.inference.engine import BadRequest, Response, TextStream, TokenEngine, Unsupported
 from tunefactory.inference.generation import GenerationParams
-from tunefactory.inference.prompting import expand_media
+from tunefactory.inference.prompting import native_placeholders
 
 MEDIA_LIMITS = {"image": 4, "video": 2, "audio": 2}
 
@@ -107,8 +107,16 @@ class VllmEngine(TokenEngine):
             self.lora = LoRARequest("default", 1, adapters[0])
 
     def prepare_media(self, messages: list[dict[str, Any]], media: dict[str, list[Any]]):
-        messages, parts, _ = expand_media(self, messages, media, self.processor)
-        data = {kind.rstrip("s"): items for kind, items in parts.items() if items}
+        import numpy as np
+
+        messages, loaded = native_placeholders(self, messages, media)
+        data: dict[str, Any] = {}
+        if loaded.images:
+            data["image"] = loaded.images
+        if loaded.videos:
+            data["video"] = [np.stack([np.asarray(frame) for frame in clip.frames]) for clip in loaded.videos]
+        if loaded.audios:
+            data["audio"] = [(clip.samples, clip.sampling_rate) for clip in loaded.audios]
         return messages, {"multi_modal_data": data}
 
     def _request(self, prompt_ids: list[int], params: GenerationParams, media: dict[str, Any]):

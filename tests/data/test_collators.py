@@ -10,6 +10,7 @@ from tunefactory.data.collators import (
     UnsupervisedCollator,
     get_collator,
 )
+from tunefactory.data.media import MediaProcessor
 from tunefactory.data.processors import IGNORE_INDEX
 from tunefactory.errors import DataError
 
@@ -57,17 +58,22 @@ def test_unsupervised_pads_on_the_left():
     assert batch["labels"].tolist() == [[7], [IGNORE_INDEX]]
 
 
-def test_media_needs_a_media_processor_and_uses_it():
-    rows = [{"input_ids": [1], "labels": [1], "images": ["a.png"], "videos": [], "audios": []}]
-    with pytest.raises(DataError, match="no media processor"):
+def test_media_needs_a_media_processor_and_uses_it(media_samples):
+    rows = [{"input_ids": [1], "labels": [1], "images": [str(media_samples / "image.png")], "videos": [],
+             "audios": []}]
+    with pytest.raises(DataError, match="text only"):
         SupervisedCollator(pad_token_id=PAD)(rows)
 
-    class Media:
-        def model_inputs(self, images, videos, audios, processor):
-            return {"pixel_values": f"{len(images)} image(s) with {processor}"}
+    class Sizes(MediaProcessor):
+        name = "sizes"
+        modalities = frozenset({"image"})
 
-    batch = SupervisedCollator(pad_token_id=PAD, media_processor=Media(), processor="proc")(rows)
-    assert batch["pixel_values"] == "1 image(s) with proc"
+        def model_inputs(self, media, input_ids, processor):
+            return {"sizes": [image.size for row in media for image in row.images], "rows": input_ids.shape[0],
+                    "processor": processor}
+
+    batch = SupervisedCollator(pad_token_id=PAD, media_processor=Sizes(), processor="proc")(rows)
+    assert batch == {**batch, "sizes": [(64, 48)], "rows": 1, "processor": "proc"}
 
 
 def test_get_collator_by_stage(tokenizer):

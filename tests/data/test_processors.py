@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from tunefactory.data.converters import RowProblem
 from tunefactory.data.fast_tokenizer import FastTokenizer
+from tunefactory.data.media import MediaProcessor
 from tunefactory.data.processors import IGNORE_INDEX, Encoder, cut, media_token_ids, split_budget
 
 
@@ -113,15 +114,44 @@ def test_nothing_left_to_train_is_a_dropping_problem(tokenizer, template):
     assert info.value.kind == "cutoff_len" and not info.value.fatal
 
 
-def test_truncation_that_would_drop_media_tokens_drops_the_row(tokenizer, template):
-    example = ex("question " * 30 + "<image>", "An answer.", images=["a.png"])
+class FourTokensPerImage(MediaProcessor):
+    """A media processor of an imaginary model that sees each image as four <image> tokens."""
+
+    name = "four"
+    modalities = frozenset({"image"})
+
+    def image_tokens(self, index, media, processor):
+        return "<image>" * 4
+
+
+def test_truncation_that_would_drop_media_tokens_drops_the_row(tokenizer, template, media_samples):
+    example = ex("question " * 30 + "<image>", "An answer.", images=[str(media_samples / "image.png")])
     enc = encoder(tokenizer, template, cutoff_len=30)
-    enc._media_processor = type("PassThrough", (), {"expand_placeholders": lambda s, m, *a: m})()
+    enc._media_processor = FourTokensPerImage()
     with pytest.raises(RowProblem, match="media tokens"):
         enc.supervised(example)
     enc.cutoff_len = 200
     features, _ = enc.supervised(example)
-    assert tokenizer.convert_tokens_to_ids("<image>") in features["input_ids"]
+    assert features["input_ids"].count(tokenizer.convert_tokens_to_ids("<image>")) == 4
+
+
+def test_missing_and_corrupt_media_are_fatal_and_name_the_file(tokenizer, template, media_samples):
+    enc = encoder(tokenizer, template)
+    enc._media_processor = FourTokensPerImage()
+    for name, message in (("gone.png", "image file not found: .*gone.png"), ("corrupt.png", "corrupt or not an image")):
+        with pytest.raises(RowProblem, match=message) as info:
+            enc.supervised(ex("<image>What?", "A cat.", images=[str(media_samples / name)]))
+        assert info.value.fatal and info.value.kind == "media"
+
+
+def test_placeholders_must_match_the_media(tokenizer, template, media_samples):
+    enc = encoder(tokenizer, template)
+    enc._media_processor = FourTokensPerImage()
+    image = str(media_samples / "image.png")
+    with pytest.raises(RowProblem, match="2 <image> placeholder.s. but 1 images"):
+        enc.supervised(ex("<image><image>What?", "A cat.", images=[image]))
+    with pytest.raises(RowProblem, match="0 <image> placeholder.s. but 2 images"):
+        enc.supervised(ex("What?", "A cat.", images=[image, image]))
 
 
 def test_media_with_a_text_only_template_is_fatal(tokenizer, template):

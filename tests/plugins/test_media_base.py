@@ -1,7 +1,7 @@
 """The media_base plugin: contract, and a text-only processor that refuses media."""
 
 import pytest
-from tunefactory.config.run_config import build_config
+from tunefactory.data.media import Media
 from tunefactory.errors import DataError
 from tunefactory.plugins.media_base.impl import TextOnlyProcessor
 from tunefactory.testing.contracts import MediaContract
@@ -12,14 +12,14 @@ class TestBaseContract(MediaContract):
     provider = "media_base"
 
 
-def test_text_passes_through():
+def test_text_passes_through_even_with_a_literal_placeholder():
     processor = TextOnlyProcessor()
-    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
-    assert processor.expand_placeholders(messages, [], [], [], None) == messages
-    assert processor.model_inputs([], [], [], None) == {}
-    assert processor.regularize([], [], [], build_config([])[0]) == {"images": [], "videos": [], "audios": []}
+    messages = [{"role": "user", "content": "what is <image>?"}, {"role": "assistant", "content": "a tag"}]
+    assert processor.expand_placeholders(messages, Media(), None) == messages
+    assert processor.model_inputs([Media()], None, None) == {}
+    assert not processor.load()
 
 
 def test_media_is_refused_with_a_clear_error():
-    with pytest.raises(DataError, match="2 image"):
-        TextOnlyProcessor().expand_placeholders([{"role": "user", "content": "<image>"}], ["a", "b"], [], [], None)
+    with pytest.raises(DataError, match="2 images but the 'base' media processor takes no media"):
+        TextOnlyProcessor().load(images=["a.png", "b.png"])

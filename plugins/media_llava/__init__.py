@@ -1,0 +1,1 @@
+"""Media processors (being written)."""
