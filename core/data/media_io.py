@@ -97,13 +97,14 @@ def resize_within(image: Image, min_pixels: int, max_pixels: int) -> Image:
     """The image scaled (aspect ratio kept) so that width x height lies in [min_pixels, max_pixels]."""
     width, height = image.size
     area = width * height
-    if area > max_pixels:
+    if area > max_pixels:  # rounding down keeps the area under the bound
         factor = math.sqrt(max_pixels / area)
-    elif area < min_pixels:
+        size = (max(1, int(width * factor)), max(1, int(height * factor)))
+    elif area < min_pixels:  # rounding up keeps it over
         factor = math.sqrt(min_pixels / area)
+        size = (math.ceil(width * factor), math.ceil(height * factor))
     else:
         return image
-    size = (max(1, int(width * factor)), max(1, int(height * factor)))
     return image.resize(size)
 
 
