@@ -142,6 +142,9 @@ def _training(config: RunConfig, command: str) -> list[Problem]:
     if ft.finetuning_type == "freeze" and ft.freeze_trainable_layers == 0:
         problems.append(Problem("freeze_trainable_layers", "0 trains no layer",
                                 "give a positive number (the last layers) or a negative one (the first layers)"))
+    if ft.train_mm_proj_only and ft.finetuning_type != "full":
+        problems.append(Problem("train_mm_proj_only", f"trains the multimodal projector's full weights, which "
+                                f"finetuning_type {ft.finetuning_type} does not do", "set finetuning_type: full"))
     return problems
 
 

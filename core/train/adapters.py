@@ -1,10 +1,13 @@
 """Fine-tuning methods: which weights train, and the peft wrappers that hold them (lora, oft, freeze, full).
 
-``prepare_model(model, config)`` runs once the model loader (``tunefactory.model.loader.load_model``) is done; the
-loader has already switched gradient checkpointing on and loaded ``adapter_name_or_path`` (merging all but the last,
-which stays trainable unless ``create_new_adapter``). Here: LoRA and OFT make a new adapter unless a trainable one
-was loaded; freeze trains the last (or, negative, the first) ``freeze_trainable_layers`` layers; full trains
-everything. Trainable weights are kept in float32 unless ``pure_bf16``.
+``prepare_model(model, config, template)`` runs once the model loader (``tunefactory.model.loader.load_model``)
+is done; the loader has already switched gradient checkpointing on and loaded ``adapter_name_or_path`` (merging all
+but the last, which stays trainable unless ``create_new_adapter``). Here: LoRA and OFT make a new adapter unless a
+trainable one was loaded; freeze trains the last (or, negative, the first) ``freeze_trainable_layers`` layers; full
+trains everything. Trainable weights are kept in float32 unless ``pure_bf16``. In a multimodal model the towers and
+the projector train as freeze_vision_tower, freeze_multi_modal_projector and train_mm_proj_only say (multimodal.py):
+LoRA goes into an unfrozen tower's linear layers, an unfrozen projector trains whole, and freeze tuning picks its
+layers from the language model.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from tunefactory.errors import ConfigError, Problem
 from tunefactory.model.tokenizer import comma_list
+from tunefactory.train.multimodal import MultimodalParts
 
 if TYPE_CHECKING:
     import torch
@@ -27,8 +31,8 @@ OUTPUT_HEADS = ("lm_head", "output_layer", "embed_out", "score", "v_head", "clas
 MULTIMODAL = ("vision_tower", "visual", "vision_model", "multi_modal_projector", "audio_tower", "mm_projector")
 
 
-def linear_module_names(model: torch.nn.Module) -> list[str]:
-    """Short names of every linear layer except output heads and multimodal towers (``lora_target: all``)."""
+def _linear_modules(model: torch.nn.Module) -> list[str]:
+    """Full names of every linear layer except the output heads."""
     import torch
 
     linear_types: tuple[type, ...] = (torch.nn.Linear,)
@@ -39,26 +43,39 @@ def linear_module_names(model: torch.nn.Module) -> list[str]:
     except Exception:
         pass
     output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    names = set()
-    for full_name, module in model.named_modules():
-        if module is output or any(part in OUTPUT_HEADS or part in MULTIMODAL for part in full_name.split(".")):
-            continue
-        if isinstance(module, linear_types) or "Linear" in type(module).__name__ and hasattr(module, "weight"):
-            names.add(full_name.split(".")[-1])
-    return sorted(names)
+    return [
+        full_name for full_name, module in model.named_modules()
+        if module is not output and not any(part in OUTPUT_HEADS for part in full_name.split("."))
+        and (isinstance(module, linear_types) or "Linear" in type(module).__name__ and hasattr(module, "weight"))
+    ]
 
 
-def _target_modules(model: Any, value: str, option: str) -> list[str]:
+def linear_module_names(model: torch.nn.Module) -> list[str]:
+    """Short names of every linear layer except output heads and multimodal towers (``lora_target: all``)."""
+    return sorted({name.split(".")[-1] for name in _linear_modules(model)
+                   if not any(part in MULTIMODAL for part in name.split("."))})
+
+
+def _target_modules(model: Any, value: str, option: str, parts: MultimodalParts | None = None) -> list[str]:
+    """Short names of the layers to adapt; in a multimodal model, full names, so that a tower or projector layer
+    sharing a short name with a language-model layer is adapted only when the media options let it train (the
+    projector never: when it trains, it trains whole)."""
     names = comma_list(value)
     available = linear_module_names(model)
-    if names == ["all"]:
-        return available
-    present = {full.split(".")[-1] for full, _ in model.named_modules()}
-    unknown = [n for n in names if n not in present]
-    if unknown:
-        raise ConfigError([Problem(option, f"the model has no modules named {', '.join(unknown)}",
-                                   f"use all, or some of: {', '.join(available)}")])
-    return names
+    if names != ["all"]:
+        present = {full.split(".")[-1] for full, _ in model.named_modules()}
+        unknown = [n for n in names if n not in present]
+        if unknown:
+            raise ConfigError([Problem(option, f"the model has no modules named {', '.join(unknown)}",
+                                       f"use all, or some of: {', '.join(available)}")])
+    if parts is None or not parts.present(model):
+        return available if names == ["all"] else names
+    wanted = set(names)
+    return [
+        full for full in _linear_modules(model)
+        if (names == ["all"] or full.split(".")[-1] in wanted)
+        and parts.part(full) != "projector" and not parts.frozen(full)
+    ]
 
 
 def _num_layers(model: Any) -> int:
@@ -82,18 +99,18 @@ def _cast_trainable(model: Any, config: RunConfig) -> None:
             param.data = param.data.to(torch.float32)
 
 
-def _setup_full(model: Any, config: RunConfig) -> Any:
+def _setup_full(model: Any, config: RunConfig, parts: MultimodalParts | None) -> Any:
     import torch
 
-    for param in model.parameters():
-        param.requires_grad_(param.is_floating_point())
+    for name, param in model.named_parameters():
+        param.requires_grad_(param.is_floating_point() and not (parts is not None and parts.frozen(name)))
     if config.finetuning.pure_bf16:
         model.to(torch.bfloat16)
     _cast_trainable(model, config)
     return model
 
 
-def _setup_freeze(model: Any, config: RunConfig) -> Any:
+def _setup_freeze(model: Any, config: RunConfig, parts: MultimodalParts | None) -> Any:
     ft = config.finetuning
     n_layers = _num_layers(model)
     k = ft.freeze_trainable_layers
@@ -101,12 +118,14 @@ def _setup_freeze(model: Any, config: RunConfig) -> Any:
     layer_pattern = re.compile(r"\.(\d+)\.")
     in_layer_modules, outside_modules = set(), set()
     for name, _ in model.named_parameters():
+        if parts is not None and parts.part(name) != "language":
+            continue
         match = layer_pattern.search(name)
         if match:
             in_layer_modules.add(name[match.end():].split(".")[0])
         else:
-            parts = [p for p in name.split(".") if p not in ("model", "language_model", "base_model")]
-            outside_modules.add(parts[0] if len(parts) > 1 else name.split(".")[0])
+            pieces = [p for p in name.split(".") if p not in ("model", "language_model", "base_model")]
+            outside_modules.add(pieces[0] if len(pieces) > 1 else name.split(".")[0])
     problems = []
     modules = comma_list(ft.freeze_trainable_modules)
     if modules != ["all"]:
@@ -125,7 +144,9 @@ def _setup_freeze(model: Any, config: RunConfig) -> Any:
     trainable = 0
     for name, param in model.named_parameters():
         match = layer_pattern.search(name)
-        if match and int(match.group(1)) in layer_ids:
+        if parts is not None and parts.part(name) != "language":
+            train = not parts.frozen(name)
+        elif match and int(match.group(1)) in layer_ids:
             train = modules == ["all"] or name[match.end():].split(".")[0] in modules
         else:
             train = not match and any(f"{m}." in name or name.startswith(m) for m in extra)
@@ -150,16 +171,24 @@ def _has_trainable_adapter(model: Any) -> bool:
     return hasattr(model, "peft_config") and any(p.requires_grad for p in model.parameters())
 
 
-def _setup_lora(model: Any, config: RunConfig) -> Any:
+def _modules_to_save(model: Any, config: RunConfig, parts: MultimodalParts | None) -> list[str] | None:
+    """additional_target, the embeddings when the vocabulary grew, and a projector the media options train."""
+    names = comma_list(config.finetuning.additional_target)
+    if config.model.resize_vocab:
+        names += _embedding_module_names(model)
+    if parts is not None and not parts.freeze_projector:
+        names += [module for module in parts.present(model) if parts.part(module) == "projector"]
+    return sorted(set(names)) or None
+
+
+def _setup_lora(model: Any, config: RunConfig, parts: MultimodalParts | None) -> Any:
     from peft import LoraConfig, TaskType, get_peft_model
 
     ft = config.finetuning
     if _has_trainable_adapter(model):
         _cast_trainable(model, config)
         return model
-    modules_to_save = comma_list(ft.additional_target) or None
-    if config.model.resize_vocab:
-        modules_to_save = sorted(set(modules_to_save or []) | set(_embedding_module_names(model)))
+    modules_to_save = _modules_to_save(model, config, parts)
     init: Any = True
     if ft.pissa_init:
         init = "pissa" if ft.pissa_iter == -1 else f"pissa_niter_{ft.pissa_iter}"
@@ -168,7 +197,7 @@ def _setup_lora(model: Any, config: RunConfig) -> Any:
         r=ft.lora_rank,
         lora_alpha=ft.lora_alpha or ft.lora_rank * 2,
         lora_dropout=ft.lora_dropout,
-        target_modules=_target_modules(model, ft.lora_target, "lora_target"),
+        target_modules=_target_modules(model, ft.lora_target, "lora_target", parts),
         modules_to_save=modules_to_save,
         use_dora=ft.use_dora,
         use_rslora=ft.use_rslora,
@@ -179,7 +208,7 @@ def _setup_lora(model: Any, config: RunConfig) -> Any:
     return model
 
 
-def _setup_oft(model: Any, config: RunConfig) -> Any:
+def _setup_oft(model: Any, config: RunConfig, parts: MultimodalParts | None) -> Any:
     from peft import OFTConfig, TaskType, get_peft_model
 
     ft = config.finetuning
@@ -191,9 +220,9 @@ def _setup_oft(model: Any, config: RunConfig) -> Any:
         task_type=TaskType.CAUSAL_LM,
         r=rank,
         oft_block_size=block,
-        target_modules=_target_modules(model, ft.oft_target, "oft_target"),
+        target_modules=_target_modules(model, ft.oft_target, "oft_target", parts),
         module_dropout=ft.module_dropout,
-        modules_to_save=comma_list(ft.additional_target) or None,
+        modules_to_save=_modules_to_save(model, config, parts),
     )
     try:
         model = get_peft_model(model, oft_config)
@@ -204,17 +233,17 @@ def _setup_oft(model: Any, config: RunConfig) -> Any:
     return model
 
 
-def prepare_model(model: Any, config: RunConfig) -> Any:
+def prepare_model(model: Any, config: RunConfig, template: Any = None) -> Any:
     """The loaded model ready for this run's fine-tuning method: trainable weights chosen, new adapters made."""
-    method = config.finetuning.finetuning_type
-    if method == "full":
-        model = _setup_full(model, config)
-    elif method == "freeze":
-        model = _setup_freeze(model, config)
-    elif method == "oft":
-        model = _setup_oft(model, config)
-    else:
-        model = _setup_lora(model, config)
+    parts = MultimodalParts.of(config, template)
+    if parts is not None and parts.present(model):
+        logger.info("multimodal parts: towers %s %s, projector %s %s, language model %s", list(parts.towers),
+                    "frozen" if parts.freeze_towers else "trained", list(parts.projector),
+                    "frozen" if parts.freeze_projector else "trained",
+                    "frozen" if parts.freeze_language else "trained")
+    setup = {"full": _setup_full, "freeze": _setup_freeze, "oft": _setup_oft}.get(config.finetuning.finetuning_type,
+                                                                                   _setup_lora)
+    model = setup(model, config, parts)
     model.train()
     return model
 

@@ -176,7 +176,7 @@ def execute(
 
     stage = get_registry().select("stage", config.finetuning.stage).load()()
     if training_args.do_train:
-        model = prepare_model(model, config)
+        model = prepare_model(model, config, template)
     total, trainable = count_params(model)
     if load_report is not None:
         load_report.total_params, load_report.trainable_params = total, trainable
