@@ -403,6 +403,26 @@ class MediaContract(PluginContract):
         if "modalities" in spec.capabilities:
             assert set(instance.modalities) == set(spec.capabilities["modalities"])
 
+    def test_names_its_tokens_and_modules(self, instance: Any) -> None:
+        for attr in ("model_tokens", "vision_tower", "projector", "audio_tower"):
+            value = getattr(instance, attr)
+            assert isinstance(value, tuple) and all(_is_text(v) for v in value), f"{attr} must be a tuple of names"
+
+    def test_refuses_what_it_does_not_take(self, instance: Any, media_samples: Any) -> None:
+        from tunefactory.errors import DataError
+
+        files = {"image": "image.png", "video": "video.mp4", "audio": "audio.wav"}
+        for modality, file in files.items():
+            if modality not in instance.modalities:
+                with pytest.raises(DataError, match=f"1 {modality}s but"):
+                    instance.load(**{f"{modality}s": [str(media_samples / file)]})
+
+    def test_a_batch_without_media_needs_no_inputs(self, instance: Any) -> None:
+        import torch
+        from tunefactory.data.media import Media
+
+        assert instance.model_inputs([Media(), Media()], torch.ones((2, 3), dtype=torch.long), None) == {}
+
 
 class PatchContract(PluginContract):
     kind = "patch"
