@@ -124,6 +124,8 @@ class KTOCollator(SupervisedCollator):
         batch.update(self.pad_rows(rows, prefix="kl_"))
         batch["kto_tags"] = torch.tensor([bool(row["kto_tags"]) for row in rows], dtype=torch.bool)
         batch.update(self.media_inputs(rows, batch["input_ids"]))
+        # a KL row is its row's prompt (and media) with another row's answer
+        batch.update({f"kl_{k}": v for k, v in self.media_inputs(rows, batch["kl_input_ids"]).items()})
         return batch
 
 

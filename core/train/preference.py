@@ -22,6 +22,16 @@ from tunefactory.train.trainer import TunefactoryTrainerMixin, sequence_logps
 logger = logging.getLogger(__name__)
 
 NO_REFERENCE = ("orpo", "simpo")
+# batch keys that are not media inputs (the media processor's pixel values, grids, token types ... are the rest)
+TEXT_KEYS = frozenset({"input_ids", "attention_mask", "labels", "position_ids", "use_cache", "kto_tags"})
+
+
+def media_of(inputs: dict, prefix: str = "") -> dict:
+    """The media inputs of a batch: unprefixed for its rows, ``kl_``-prefixed for KTO's mismatched rows."""
+    if prefix:
+        return {k[len(prefix):]: v for k, v in inputs.items()
+                if k.startswith(prefix) and k[len(prefix):] not in TEXT_KEYS}
+    return {k: v for k, v in inputs.items() if k not in TEXT_KEYS and not k.startswith("kl_")}
 
 
 def load_reference_model(config: Any, policy: Any) -> Any | None:
@@ -63,8 +73,8 @@ class PreferenceTrainer(TunefactoryTrainerMixin, Trainer):
         install_progress(self)
 
     def answer_logps(self, model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
-                     ld_alpha: float | None = None, average: bool = False) -> torch.Tensor:
-        outputs = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+                     ld_alpha: float | None = None, average: bool = False, media: dict | None = None) -> torch.Tensor:
+        outputs = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **(media or {}))
         logps, lengths = sequence_logps(outputs.logits, labels, ld_alpha)
         return logps / lengths.clamp(min=1) if average else logps
 

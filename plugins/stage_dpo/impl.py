@@ -54,7 +54,7 @@ def preference_losses(loss_type: str, beta: float, policy_chosen: Any, policy_re
 
 
 def _trainer_class() -> type:
-    from tunefactory.train.preference import PreferenceTrainer
+    from tunefactory.train.preference import PreferenceTrainer, media_of
 
     class DPOTrainer(PreferenceTrainer):
         def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False, num_items_in_batch: Any = None,
@@ -62,12 +62,13 @@ def _trainer_class() -> type:
             ft = self.tf_config.finetuning
             average = ft.pref_loss in AVERAGED
             args = (inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
-            logps = self.answer_logps(model, *args, ld_alpha=ft.ld_alpha, average=average)
+            media = media_of(inputs)
+            logps = self.answer_logps(model, *args, ld_alpha=ft.ld_alpha, average=average, media=media)
             half = logps.size(0) // 2
             policy_chosen, policy_rejected = logps[:half], logps[half:]
             ref_chosen = ref_rejected = None
             if self.needs_reference:
-                ref = self.reference_logps(model, *args, ld_alpha=ft.ld_alpha, average=average)
+                ref = self.reference_logps(model, *args, ld_alpha=ft.ld_alpha, average=average, media=media)
                 ref_chosen, ref_rejected = ref[:half], ref[half:]
             losses, chosen_rewards, rejected_rewards = preference_losses(
                 ft.pref_loss, ft.pref_beta, policy_chosen, policy_rejected, ref_chosen, ref_rejected,

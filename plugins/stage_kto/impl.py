@@ -26,7 +26,7 @@ def kto_losses(beta: float, policy: Any, reference: Any, kl: Any, tags: Any, cho
 
 def _trainer_class() -> type:
     import torch
-    from tunefactory.train.preference import PreferenceTrainer
+    from tunefactory.train.preference import PreferenceTrainer, media_of
 
     class KTOTrainer(PreferenceTrainer):
         def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False, num_items_in_batch: Any = None,
@@ -35,11 +35,12 @@ def _trainer_class() -> type:
             target = (inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
             mismatched = (inputs["kl_input_ids"], inputs["kl_attention_mask"], inputs["kl_labels"])
             tags = inputs["kto_tags"].bool()
-            policy = self.answer_logps(model, *target)
+            media, media_kl = media_of(inputs), media_of(inputs, "kl_")
+            policy = self.answer_logps(model, *target, media=media)
             with torch.no_grad():
-                policy_kl = self.answer_logps(model, *mismatched)
-            reference = self.reference_logps(model, *target)
-            reference_kl = self.reference_logps(model, *mismatched)
+                policy_kl = self.answer_logps(model, *mismatched, media=media_kl)
+            reference = self.reference_logps(model, *target, media=media)
+            reference_kl = self.reference_logps(model, *mismatched, media=media_kl)
             kl = (policy_kl - reference_kl).mean().detach()
             if self.args.world_size > 1:
                 kl = self.accelerator.reduce(kl, reduction="mean")

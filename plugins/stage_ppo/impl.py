@@ -188,6 +188,12 @@ def _trainer_class() -> type:
         # -- rollouts -------------------------------------------------------------------------------------------
 
         def _prompts(self, batch: dict) -> list[list[int]]:
+            from tunefactory.errors import DataError
+            from tunefactory.train.preference import media_of
+
+            if media_of(batch):
+                raise DataError("stage ppo generates from text prompts only, and this dataset has images, videos or "
+                                "audio; use stage sft, rm, dpo or kto for multimodal data")
             return [ids[mask.bool()].tolist() for ids, mask in zip(batch["input_ids"], batch["attention_mask"],
                                                                   strict=True)]
 

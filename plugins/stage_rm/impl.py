@@ -16,6 +16,7 @@ def _trainer_class() -> type:
     import torch
     from transformers import Trainer
     from tunefactory.train.causal_lm import install_progress
+    from tunefactory.train.preference import media_of
     from tunefactory.train.trainer import TunefactoryTrainerMixin
     from tunefactory.train.value_head import ValueHeadTrainerMixin, last_token_values
 
@@ -29,7 +30,8 @@ def _trainer_class() -> type:
             install_progress(self)
 
         def scores(self, model: Any, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
-            _, values, _ = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+            _, values, _ = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                                 **media_of(inputs))
             scores = last_token_values(values, inputs["attention_mask"])
             half = scores.size(0) // 2
             return scores[:half], scores[half:]

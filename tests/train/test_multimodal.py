@@ -154,3 +154,28 @@ def test_a_missing_image_names_the_file_and_the_row(llava, media_samples, tmp_pa
                  "report_to=none", "preprocessing_num_workers=1", timeout=300)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "nowhere.png" in result.stderr and "row 2" in result.stderr, result.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_multimodal_dpo_feeds_the_images_to_policy_and_reference(llava, media_samples, tmp_path, cli):
+    import shutil
+
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(media_samples / "image.png", data / "image.png")
+    rows = [{"conversations": [{"from": "human", "value": "<image>What is shown?"}],
+             "chosen": {"from": "gpt", "value": "A gradient with a square."},
+             "rejected": {"from": "gpt", "value": "Nothing at all."}, "images": ["image.png"]}] * 4
+    (data / "prefs.json").write_text(json.dumps(rows))
+    info = {"prefs": {"file_name": "prefs.json", "formatting": "sharegpt", "ranking": True,
+                      "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected",
+                                  "images": "images"}}}
+    (data / "dataset_info.json").write_text(json.dumps(info))
+    out = tmp_path / "out"
+    result = cli("train", f"model_name_or_path={llava}", "stage=dpo", "do_train=true", "finetuning_type=lora",
+                 "template=llava", "dataset=prefs", f"dataset_dir={data}", f"output_dir={out}",
+                 "per_device_train_batch_size=2", "max_steps=2", "logging_steps=1", "save_strategy=no",
+                 "use_cpu=true", "report_to=none", "disable_tqdm=true", timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    logs = [json.loads(line) for line in (out / "trainer_log.jsonl").read_text().splitlines()]
+    assert any("rewards/chosen" in entry or "loss" in entry for entry in logs)
