@@ -1,1 +1,26 @@
-"""Media processors (being written)."""
+"""Media processors of Google's Gemma 3 and PaliGemma (SigLIP image towers).
+
+Registration only: the implementation in impl.py is imported when a template selects it.
+"""
+
+from tunefactory.hookspecs import hookimpl
+
+
+@hookimpl
+def tunefactory_register_media_processors(register):
+    register(
+        "gemma3",
+        "tunefactory.plugins.media_gemma.impl:Gemma3Processor",
+        summary="Gemma 3: image soft tokens between <start_of_image> and <end_of_image>, pan-and-scan crops",
+        extra="media",
+        requires=("pillow>=10",),
+        capabilities={"modalities": ("image",)},
+    )
+    register(
+        "paligemma",
+        "tunefactory.plugins.media_gemma.impl:PaliGemmaProcessor",
+        summary="PaliGemma: <image> tokens before the prompt, bidirectional attention over them",
+        extra="media",
+        requires=("pillow>=10",),
+        capabilities={"modalities": ("image",)},
+    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from tunefactory.data.chat_template import ChatTemplate
 
 
@@ -43,3 +46,16 @@ class PaliGemmaTemplate(ChatTemplate):
     user = "{content}\n"
     assistant = "{content}{eos}"
     media_processor = "paligemma"
+
+    def render_turns(self, tokenizer: Any, messages: Any, system: str | None = None, tools: Any = None, *,
+                     add_generation_prompt: bool = False) -> list[tuple[str, str]]:
+        """PaliGemma reads its images before bos: the image tokens that open the first turn (the paligemma media
+        processor puts them there) go in front of the prefix, as PaliGemmaProcessor writes them."""
+        first = messages[0].get("content") if messages else None
+        images = re.match(r"(?:<image>)*", first).group(0) if isinstance(first, str) else ""
+        if images:
+            messages = [{**messages[0], "content": first[len(images):]}, *messages[1:]]
+        turns = super().render_turns(tokenizer, messages, system, tools, add_generation_prompt=add_generation_prompt)
+        if images:
+            turns[0] = (images + turns[0][0], turns[0][1])
+        return turns
