@@ -14,6 +14,7 @@ TEMPLATES = (
     ("qwen3_vl", "Qwen3VLTemplate", "Qwen3-VL with <think> reasoning (images and videos)", "qwen3_vl", True),
     ("qwen3_vl_nothink", "Qwen3VLNoThinkTemplate", "Qwen3-VL instruct models without reasoning", "qwen3_vl", False),
     ("qwen2_audio", "Qwen2AudioTemplate", "Qwen2-Audio (audio)", "qwen2_audio", False),
+    ("qwen2_omni", "Qwen2OmniTemplate", "Qwen2.5-Omni thinker (images, videos and audio)", "qwen2_omni", False),
 )
 
 

@@ -9,6 +9,11 @@ VISION = {
     "video": "<|vision_start|><|video_pad|><|vision_end|>",
     "audio": "<audio>",
 }
+OMNI = {
+    "image": "<|vision_bos|><|IMAGE|><|vision_eos|>",
+    "video": "<|vision_bos|><|VIDEO|><|vision_eos|>",
+    "audio": "<|audio_bos|><|AUDIO|><|audio_eos|>",
+}
 
 
 class QwenTemplate(ChatMLFormat):
@@ -55,3 +60,13 @@ class Qwen2AudioTemplate(ChatMLFormat):
     replace_eos = True
     media_processor = "qwen2_audio"
     media_tokens = {"image": "<image>", "video": "<video>", "audio": "<|audio_bos|><|AUDIO|><|audio_eos|>"}
+
+
+class Qwen2OmniTemplate(QwenTemplate):
+    """Qwen2.5-Omni's thinker: Qwen2.5's ChatML with the default system prompt of its official chat template (the
+    "virtual human" prompt of the model card is only needed for speech output, which the thinker does not make)."""
+
+    name = "qwen2_omni"
+    default_system = "You are a helpful assistant."
+    media_processor = "qwen2_omni"
+    media_tokens = OMNI
