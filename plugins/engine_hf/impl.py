@@ -257,7 +257,11 @@ class HuggingFaceEngine(TokenEngine):
             return {}
         media_processor = job.media["processor"]
         inputs = media_processor.model_inputs([job.media["media"]] * ids.shape[0], ids.cpu(), self.processor)
-        return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+        dtype = self.model.dtype  # pixel values and audio features in the model's precision (not every model casts)
+        return {
+            k: v.to(self.device, dtype=dtype if v.is_floating_point() else None) if isinstance(v, torch.Tensor) else v
+            for k, v in inputs.items()
+        }
 
     def _run_batch(self, jobs: list[Job]) -> None:
         params = jobs[0].params
