@@ -160,9 +160,15 @@ def load_processor(path: str, tokenizer: Any, config: RunConfig) -> Any:
     except ConfigError:
         raise
     except Exception as exc:  # a text-only use of a multimodal checkpoint still works without it
-        logger.warning("the processor of %s did not load (%s: %s); image, video and audio inputs will not work",
-                       path, type(exc).__name__, exc)
-        return None
+        from tunefactory.model.processor_compat import processor_without_torchvision, video_processor_blocks
+
+        if not video_processor_blocks(path):
+            logger.warning("the processor of %s did not load (%s: %s); image, video and audio inputs will not work",
+                           path, type(exc).__name__, exc)
+            return None
+        logger.info("transformers' video processors need torchvision, which is not installed: the processor of %s "
+                    "is built with its video settings (tunefactory builds video inputs itself)", path)
+        processor = processor_without_torchvision(path, tokenizer)
     if not isinstance(processor, ProcessorMixin):
         return None
     if getattr(processor, "tokenizer", None) is not None:

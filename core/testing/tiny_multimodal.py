@@ -58,6 +58,18 @@ def save_model(model: Any, path: Path, family: str, seed: int = 0) -> None:
     (path / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def tiny_processor(path: str | os.PathLike) -> Any:
+    """The processor of a model folder as tunefactory loads it for a run (with or without torchvision)."""
+    from tunefactory.config.loader import Setting
+    from tunefactory.config.run_config import build_config
+    from tunefactory.model.tokenizer import load_tokenizer
+
+    config, problems = build_config([Setting("model_name_or_path", str(path), "tiny")], command="chat")
+    if problems:
+        raise ValueError(problems)
+    return load_tokenizer(config).processor
+
+
 def tiny_multimodal_path(family: str, cache_dir: str | os.PathLike | None = None) -> str:
     """Path of the tiny ``family`` model, built once into the cache (concurrent builders are safe)."""
     builder = _builder(family)

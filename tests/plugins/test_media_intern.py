@@ -8,7 +8,8 @@ from tunefactory.data.media import Media, MediaOptions
 from tunefactory.errors import DataError
 from tunefactory.plugins.media_intern.impl import InternVLMediaProcessor
 from tunefactory.testing.contracts import MediaContract
-from tunefactory.testing.tiny_mm.intern_vl import IMAGE_SEQ_LENGTH, load_processor
+from tunefactory.testing.tiny_mm.intern_vl import IMAGE_SEQ_LENGTH
+from tunefactory.testing.tiny_multimodal import tiny_processor
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("PIL")
@@ -27,7 +28,7 @@ def model_dir(tiny_multimodal):
 
 @pytest.fixture(scope="module")
 def processor(model_dir):
-    return load_processor(model_dir)
+    return tiny_processor(model_dir)
 
 
 def token_ids(processor, text):

@@ -6,9 +6,10 @@ from types import SimpleNamespace
 import pytest
 from tunefactory.data.media import Media, MediaOptions
 from tunefactory.errors import DataError
+from tunefactory.model.processor_compat import VideoSettings
 from tunefactory.plugins.media_minicpm.impl import MiniCPMVMediaProcessor, layout
 from tunefactory.testing.contracts import MediaContract
-from tunefactory.testing.tiny_mm.intern_vl import VideoSettings, load_processor
+from tunefactory.testing.tiny_multimodal import tiny_processor
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("PIL")
@@ -27,7 +28,7 @@ def model_dir(tiny_multimodal):
 
 @pytest.fixture
 def processor(model_dir):
-    return load_processor(model_dir)
+    return tiny_processor(model_dir)
 
 
 @pytest.fixture(scope="module")

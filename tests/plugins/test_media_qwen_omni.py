@@ -34,7 +34,7 @@ from tunefactory.plugins.media_qwen_omni.impl import (
 )
 from tunefactory.testing.contracts import MediaContract
 from tunefactory.testing.media_samples import make_video, tone
-from tunefactory.testing.tiny_mm.qwen2_omni import processor_parts
+from tunefactory.testing.tiny_multimodal import tiny_processor
 
 HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
 
@@ -71,7 +71,7 @@ def omni_model(tiny_multimodal):
 
 @pytest.fixture(scope="module")
 def omni_parts(omni_model):
-    return processor_parts(omni_model)
+    return tiny_processor(omni_model)
 
 
 def clip(seconds: float, rate: int = 16000) -> AudioClip:

@@ -1,13 +1,12 @@
 """Tiny InternVL (2.5/3 in the transformers format): a two-layer InternViT tower on 56-pixel tiles (patch 14, pixel
 shuffle 0.5: 4 tokens per tile), the MLP projector and a two-layer Qwen2 language model.
 
-Also the helpers the MiniCPM-V builder shares: a tokenizer with named media tokens, and a processor that works
-without torchvision (transformers' video processors need it; the media processors build video inputs themselves).
+Also the helper the MiniCPM-V builder shares: a tokenizer with named media tokens. The processor is saved with its
+video settings in the video processor's place (tunefactory.model.processor_compat), so it saves without torchvision.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -42,57 +41,6 @@ def family_tokenizer(path: Path, arch: str, named: dict[str, str], image_part: s
     return tokenizer
 
 
-class VideoSettings:
-    """A video processor's settings, read as attributes and saved as its config: all a processor needs of its video
-    processor where torchvision (which transformers' video processors need) is missing; the media processors build
-    video inputs themselves from these settings."""
-
-    _auto_class = None
-
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self.__dict__.update(settings)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def without_video_check(cls: type) -> type:
-    """``cls`` (a transformers processor class, under the same name) that takes `VideoSettings` as its video
-    processor and saves them as its config."""
-
-    def check_argument_for_proper_class(self: Any, argument_name: str, argument: Any) -> Any:
-        if argument_name == "video_processor" and isinstance(argument, VideoSettings):
-            return VideoSettings
-        return cls.check_argument_for_proper_class(self, argument_name, argument)
-
-    def to_dict(self: Any) -> dict[str, Any]:
-        video = self.video_processor
-        self.video_processor = None
-        try:
-            config = cls.to_dict(self)
-        finally:
-            self.video_processor = video
-        config["video_processor"] = video.to_dict()
-        return config
-
-    return type(cls.__name__, (cls,), {"check_argument_for_proper_class": check_argument_for_proper_class,
-                                       "to_dict": to_dict, "__module__": cls.__module__})
-
-
-def load_processor(path: str | Path) -> Any:
-    """The folder's processor as ``AutoProcessor`` builds it, but with `VideoSettings` for its video processor: for
-    an environment without torchvision."""
-    import transformers
-    from transformers import AutoImageProcessor, AutoTokenizer
-
-    config = json.loads((Path(path) / "processor_config.json").read_text(encoding="utf-8"))
-    cls = without_video_check(getattr(transformers, config.pop("processor_class")))
-    config.pop("image_processor", None)
-    video = VideoSettings(config.pop("video_processor"))
-    return cls(image_processor=AutoImageProcessor.from_pretrained(str(path)),
-               tokenizer=AutoTokenizer.from_pretrained(str(path)), video_processor=video, **config)
-
-
 def build(path: Path) -> None:
     import torch
     from transformers import (
@@ -103,6 +51,7 @@ def build(path: Path) -> None:
         InternVLVisionConfig,
         Qwen2Config,
     )
+    from tunefactory.model.processor_compat import VideoSettings, without_video_check
     from tunefactory.testing.tiny_multimodal import save_model, text_config_kwargs
 
     tokenizer = family_tokenizer(path, "qwen2", TOKENS, TOKENS["context_image_token"], TOKENS["video_token"])

@@ -37,7 +37,8 @@ def build(path: Path) -> None:
         MiniCPMV4_6ImageProcessorPil,
         MiniCPMV4_6Processor,
     )
-    from tunefactory.testing.tiny_mm.intern_vl import VideoSettings, family_tokenizer, without_video_check
+    from tunefactory.model.processor_compat import VideoSettings, without_video_check
+    from tunefactory.testing.tiny_mm.intern_vl import family_tokenizer
     from tunefactory.testing.tiny_multimodal import save_model, text_config_kwargs
 
     tokenizer = family_tokenizer(path, "qwen3", TOKENS, TOKENS["image_token"], TOKENS["video_token"])

@@ -5,14 +5,13 @@ and a two-layer language model with multimodal rotary positions.
 transformers cannot build a ``Qwen2_5OmniProcessor`` without torchvision (its Qwen2-VL video processor needs it), so
 ``processor_config.json`` is written from the parts: the image processor and the Whisper feature extractor as they
 save themselves, and the video processor's settings (``VIDEO_PROCESSOR``). With torchvision, ``AutoProcessor`` loads
-the folder as a whole; without it, `processor_parts` gives the parts that load.
+the folder as a whole; without it, tunefactory.model.processor_compat builds it around the video settings.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 VERSION = 1
 
@@ -78,22 +77,3 @@ def build(path: Path) -> None:
     )
     torch.manual_seed(0)
     save_model(Qwen2_5OmniThinkerForConditionalGeneration(config), path, "qwen2_omni")
-
-
-def processor_parts(path: str | Path) -> Any:
-    """What of the folder's ``Qwen2_5OmniProcessor`` loads without torchvision, with the attributes the qwen2_omni
-    media processor reads: the tokenizer, the image processor and the feature extractor as transformers loads them,
-    the video processor's saved settings (``size``, ``patch_size``, ...) and the processor's chunking constants."""
-    from types import SimpleNamespace
-
-    from transformers import AutoFeatureExtractor, AutoImageProcessor, AutoTokenizer, Qwen2_5OmniProcessor
-
-    saved = json.loads((Path(path) / "processor_config.json").read_text(encoding="utf-8"))
-    return SimpleNamespace(
-        tokenizer=AutoTokenizer.from_pretrained(str(path)),
-        image_processor=AutoImageProcessor.from_pretrained(str(path)),
-        feature_extractor=AutoFeatureExtractor.from_pretrained(str(path)),
-        video_processor=SimpleNamespace(**saved["video_processor"]),
-        position_id_per_seconds=Qwen2_5OmniProcessor.position_id_per_seconds,
-        seconds_per_chunk=Qwen2_5OmniProcessor.seconds_per_chunk,
-    )

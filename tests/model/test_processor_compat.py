@@ -1,0 +1,33 @@
+"""Processors with a video processor load without torchvision: the processor class is the model's own, with the
+video processor's settings in its place, and saving keeps them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from transformers.utils import is_torchvision_available
+from tunefactory.model.processor_compat import VideoSettings, video_processor_blocks
+from tunefactory.testing.tiny_multimodal import tiny_processor
+
+pytestmark = pytest.mark.skipif(is_torchvision_available(),
+                                reason="torchvision is installed: AutoProcessor builds these processors itself")
+
+
+@pytest.mark.parametrize(("family", "cls"), [("qwen2_omni", "Qwen2_5OmniProcessor"),
+                                             ("intern_vl", "InternVLProcessor")])
+def test_the_models_own_processor_with_its_video_settings(tiny_multimodal, tmp_path, family, cls):
+    path = Path(tiny_multimodal(family))
+    assert video_processor_blocks(str(path))
+    processor = tiny_processor(path)
+    assert type(processor).__name__ == cls and isinstance(processor.video_processor, VideoSettings)
+    saved = json.loads((path / "processor_config.json").read_text())["video_processor"]
+    assert processor.video_processor.to_dict() == saved
+    processor.save_pretrained(tmp_path)
+    copy = json.loads((tmp_path / "processor_config.json").read_text())
+    assert copy["video_processor"] == saved and copy["processor_class"] == cls
+
+
+def test_a_processor_without_video_is_not_rebuilt(tiny_multimodal):
+    assert not video_processor_blocks(tiny_multimodal("llava"))
