@@ -19,6 +19,7 @@ class VideoSettings:
     """A video processor's settings, read as attributes and saved back as its config."""
 
     _auto_class = None
+    model_input_names: tuple[str, ...] = ()  # the processor's model_input_names reads every part's
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.__dict__.update(settings)
