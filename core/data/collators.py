@@ -84,6 +84,11 @@ class SupervisedCollator:
         keeps their paths); nothing for a batch without media."""
         if not any(row.get(name) for row in rows for name in MEDIA_COLUMNS):
             return {}
+        if self.neat_packing:
+            from tunefactory.errors import DataError
+
+            raise DataError("neat_packing restarts the position ids of each packed sequence, which multimodal models "
+                            "compute from their media; use packing without neat_packing for images, videos and audio")
         if self.media_processor is None:
             from tunefactory.errors import DataError
 

@@ -86,3 +86,14 @@ def test_get_collator_by_stage(tokenizer):
     assert sft.pad_token_id == tokenizer.pad_token_id
     kept = get_collator("sft", make_config(ignore_pad_token_for_loss=False), tokenizer)
     assert kept.label_pad_token_id == tokenizer.pad_token_id
+
+
+def test_neat_packing_refuses_media(media_samples):
+    rows = [{"input_ids": [1, 2], "labels": [1, 2], "seq_lens": [2], "images": [str(media_samples / "image.png")]}]
+
+    class AnyImage(MediaProcessor):
+        name = "any"
+        modalities = frozenset({"image"})
+
+    with pytest.raises(DataError, match="neat_packing"):
+        SupervisedCollator(pad_token_id=PAD, neat_packing=True, media_processor=AnyImage())(rows)
