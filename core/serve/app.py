@@ -26,7 +26,14 @@ from sse_starlette import EventSourceResponse
 from starlette.exceptions import HTTPException
 from tunefactory.errors import TunefactoryError
 from tunefactory.inference.engine import Engine, InferenceError, Response
-from tunefactory.serve.protocol import ChatCompletionRequest, CompletionRequest, ScoreRequest, to_internal
+from tunefactory.serve.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    MediaPolicy,
+    ScoreRequest,
+    has_media,
+    to_internal,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -146,9 +153,12 @@ def create_app(
     model_name: str = DEFAULT_MODEL_NAME,
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY,
+    media: MediaPolicy | None = None,
 ) -> FastAPI:
     """The API app serving ``engine`` as ``model_name``; with ``api_key`` every /v1 route needs
-    ``Authorization: Bearer <api_key>``."""
+    ``Authorization: Bearer <api_key>``. ``media`` says where requests' media may come from (default: inline
+    base64 data only)."""
+    media_policy = media or MediaPolicy()
     app = FastAPI(title="tunefactory", docs_url="/docs", redoc_url=None)
     app.state.engine = engine
     app.state.active_streams = 0
@@ -220,7 +230,10 @@ def create_app(
         check_model(body.model)
         if not engine.can_generate:
             raise APIError(400, "this model is a reward model: use /v1/score/evaluation", code="model_cannot_generate")
-        messages, system, tools, media = to_internal(body)
+        if has_media(body):  # files, URLs and decoding block: off the event loop
+            messages, system, tools, media = await asyncio.to_thread(to_internal, body, media_policy)
+        else:
+            messages, system, tools, media = to_internal(body, media_policy)
         generation = body.generation()
         reply_id, now = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if body.stream:
