@@ -148,7 +148,21 @@ LF_CHILD = textwrap.dedent(
     from llamafactory.data import get_template_and_fix_tokenizer
     from llamafactory.hparams import DataArguments
     tokenizer = AutoTokenizer.from_pretrained(model)
-    processor = AutoProcessor.from_pretrained(model)
+    try:
+        processor = AutoProcessor.from_pretrained(model)
+    except ImportError:  # its video processor needs torchvision: build it with the video settings as data
+        import transformers
+        saved = json.load(open(os.path.join(model, "processor_config.json")))
+        class VideoSettings(dict):
+            model_input_names = []
+            __getattr__ = dict.get
+        base = getattr(transformers, saved["processor_class"])
+        check = base.check_argument_for_proper_class
+        cls = type(base.__name__, (base,), {"check_argument_for_proper_class": lambda self, name, value:
+                                            None if name == "video_processor" else check(self, name, value)})
+        image_class = getattr(transformers, saved["image_processor"]["image_processor_type"])
+        processor = cls(image_processor=image_class.from_pretrained(model), tokenizer=tokenizer,
+                        video_processor=VideoSettings(saved.get("video_processor") or {}))
     processor.tokenizer = tokenizer
     for name, value in (("image_max_pixels", 768 * 768), ("image_min_pixels", 32 * 32),
                         ("image_resolution", 768 * 768), ("video_max_pixels", 256 * 256),
