@@ -198,9 +198,14 @@ def _dropped(carried: bool, say: Any) -> None:
 
 
 def run(config: RunConfig) -> int:
+    import contextlib
+
     from tunefactory.inference.chat_model import ChatModel
 
-    model = ChatModel(config)
+    # stdout carries the conversation alone: what libraries print while the model loads (gptqmodel's banner, which
+    # peft's LoRA loading imports) goes to stderr with the logs
+    with contextlib.redirect_stdout(sys.stderr):
+        model = ChatModel(config)
     try:
         if not model.can_generate:
             from tunefactory.errors import UsageError

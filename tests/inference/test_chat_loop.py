@@ -98,6 +98,7 @@ def test_turns_from_a_pipe(tmp_path, tiny_qwen2):
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("Assistant: ") == 2 and "History cleared." in result.stdout
     assert "User: " not in result.stdout  # no prompts when the turns come from a pipe
+    assert result.stdout.startswith("Chat with the model")  # nothing loading prints lands in the conversation
     assert "Traceback" not in result.stderr and "Fatal" not in result.stderr
 
 
