@@ -113,6 +113,14 @@ def _count_media(ids: Sequence[int], media: frozenset[int]) -> int:
     return sum(1 for token in ids if token in media) if media else 0
 
 
+def _media_processor_installed(template: Any) -> bool:
+    from tunefactory.registry import get_registry
+
+    name = getattr(template, "media_processor", None) or "base"
+    spec = get_registry().get("media", name) if name != "base" else None
+    return spec is not None and spec.availability().ok
+
+
 class Encoder:
     """Encodes internal examples for one layout with a template and tokenizer."""
 
@@ -128,7 +136,9 @@ class Encoder:
         self.mask_history = mask_history
         self.processor = processor
         self.media_options = media_options
-        self.multimodal = (getattr(template, "media_processor", None) or "base") != "base"
+        # a multimodal template checks every row's placeholders, when its media processor is installed; without it,
+        # text-only rows still encode and a row with media gets the error that names the missing plugin
+        self.multimodal = _media_processor_installed(template)
         self._media_processor: MediaProcessor | None = None
         self.media = media_token_ids(tokenizer, template, self.media_processor.model_tokens if self.multimodal else ())
 

@@ -7,6 +7,7 @@ from tunefactory.data.converters import RowProblem
 from tunefactory.data.fast_tokenizer import FastTokenizer
 from tunefactory.data.media import MediaProcessor
 from tunefactory.data.processors import IGNORE_INDEX, Encoder, cut, media_token_ids, split_budget
+from tunefactory.errors import PluginError
 
 
 def ex(*turns, system="", tools="", response=None, kto_tag=None, images=()):
@@ -222,3 +223,12 @@ def test_fast_tokenizer_gives_the_same_ids(arch, request):
 
     again = pickle.loads(pickle.dumps(fast))
     assert again.encode("Hello", add_special_tokens=False) == tokenizer.encode("Hello", add_special_tokens=False)
+
+
+def test_a_template_whose_media_plugin_is_missing_still_encodes_text(tokenizer, template):
+    template.media_processor = "not_installed"
+    enc = encoder(tokenizer, template)
+    features, _ = enc.supervised(ex("What is <image>?", "A tag."))
+    assert "<image>" in tokenizer.decode(features["input_ids"])
+    with pytest.raises(PluginError, match="not_installed"):
+        enc.supervised(ex("<image>What?", "A cat.", images=["a.png"]))
