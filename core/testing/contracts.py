@@ -396,7 +396,60 @@ class TemplateContract(PluginContract):
 
 
 class MediaContract(PluginContract):
+    """Set ``tiny_family`` (a ``tunefactory.testing.tiny_mm`` family this processor serves) to check, on its tiny
+    model, that the towers and projector it names exist and that the freezing options act on them."""
+
     kind = "media"
+    tiny_family: ClassVar[str] = ""
+
+    def _tiny_model_and_template(self, tiny_multimodal: Any) -> tuple[Any, Any]:
+        from transformers import AutoConfig
+        from tunefactory.model.loader import auto_class
+
+        if not self.tiny_family:
+            pytest.skip("the suite names no tiny model (tiny_family)")
+        registry = get_registry()
+        templates = [s.name for s in registry.specs("template") if s.capabilities.get("media") == self.name]
+        assert templates, f"no template names the media processor {self.name!r}"
+        path = tiny_multimodal(self.tiny_family)
+        model = auto_class(AutoConfig.from_pretrained(path)).from_pretrained(path)
+        return model, registry.select("template", templates[0]).load()()
+
+    def _trained(self, model: Any, template: Any, tmp_path: Any, **options: Any) -> set[str]:
+        from tunefactory.config.loader import Setting
+        from tunefactory.config.run_config import build_config
+        from tunefactory.train.adapters import prepare_model
+
+        options = {"model_name_or_path": "unused", "stage": "sft", "do_train": True, "output_dir": str(tmp_path),
+                   "use_cpu": True, "report_to": "none", **options}
+        config, problems = build_config([Setting(k, v, "contract") for k, v in options.items()], command="train")
+        assert not problems, problems
+        prepared = prepare_model(model, config, template)
+        return {n.removeprefix("base_model.model.") for n, p in prepared.named_parameters() if p.requires_grad}
+
+    def test_the_modules_it_names_exist_in_its_model(self, instance: Any, tiny_multimodal: Any) -> None:
+        model, _ = self._tiny_model_and_template(tiny_multimodal)
+        names = dict(model.named_modules())
+        named = instance.vision_tower + instance.audio_tower + instance.projector
+        assert named, "name the towers and projector the freezing options act on"
+        assert all(module in names for module in named), [m for m in named if m not in names]
+
+    def test_train_mm_proj_only_trains_exactly_its_projector(self, instance: Any, tiny_multimodal: Any,
+                                                             tmp_path: Any) -> None:
+        model, template = self._tiny_model_and_template(tiny_multimodal)
+        if not instance.projector:
+            pytest.skip("this family has no projector of its own")
+        projector = {n for n, _ in model.named_parameters()
+                     if any(n == m or n.startswith(m + ".") for m in instance.projector)}
+        trained = self._trained(model, template, tmp_path, finetuning_type="full", train_mm_proj_only=True)
+        assert projector and trained == projector
+
+    def test_lora_leaves_its_towers_and_projector_frozen_by_default(self, instance: Any, tiny_multimodal: Any,
+                                                                    tmp_path: Any) -> None:
+        model, template = self._tiny_model_and_template(tiny_multimodal)
+        named = instance.vision_tower + instance.audio_tower + instance.projector
+        trained = self._trained(model, template, tmp_path, finetuning_type="lora", lora_target="all")
+        assert trained and not [n for n in trained if any(n.startswith(m + ".") for m in named)]
 
     def test_modalities_agree(self, spec: PluginSpec, instance: Any) -> None:
         assert set(instance.modalities) <= set(MODALITIES)

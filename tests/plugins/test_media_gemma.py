@@ -24,11 +24,13 @@ SOFT = "<image_soft_token>"
 class TestGemma3Contract(MediaContract):
     name = "gemma3"
     provider = "media_gemma"
+    tiny_family = "gemma3"
 
 
 class TestPaliGemmaContract(MediaContract):
     name = "paligemma"
     provider = "media_gemma"
+    tiny_family = "paligemma"
 
 
 @pytest.fixture(scope="module")

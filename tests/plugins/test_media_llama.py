@@ -31,11 +31,13 @@ from tunefactory.testing.tiny_mm import llama4 as tiny_llama4
 class TestMllamaContract(MediaContract):
     name = "mllama"
     provider = "media_llama"
+    tiny_family = "mllama"
 
 
 class TestLlama4Contract(MediaContract):
     name = "llama4"
     provider = "media_llama"
+    tiny_family = "llama4"
 
 
 PROCESSORS = {"mllama": MllamaMediaProcessor, "llama4": Llama4MediaProcessor}

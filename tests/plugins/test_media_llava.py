@@ -28,16 +28,19 @@ from tunefactory.testing.contracts import MediaContract
 class TestLlavaContract(MediaContract):
     name = "llava"
     provider = "media_llava"
+    tiny_family = "llava"
 
 
 class TestLlavaNextContract(MediaContract):
     name = "llava_next"
     provider = "media_llava"
+    tiny_family = "llava_next"
 
 
 class TestVideoLlavaContract(MediaContract):
     name = "video_llava"
     provider = "media_llava"
+    tiny_family = "video_llava"
 
 
 PROCESSORS = {"llava": LlavaMediaProcessor, "llava_next": LlavaNextMediaProcessor,

@@ -23,6 +23,7 @@ from tunefactory.testing.tiny_mm import pixtral as tiny_pixtral
 class TestPixtralContract(MediaContract):
     name = "pixtral"
     provider = "media_mistral"
+    tiny_family = "pixtral"
 
 
 def config_for(path: str, template: str, **options):

@@ -42,11 +42,13 @@ HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
 class TestQwen2AudioContract(MediaContract):
     name = "qwen2_audio"
     provider = "media_qwen_omni"
+    tiny_family = "qwen2_audio"
 
 
 class TestQwen2OmniContract(MediaContract):
     name = "qwen2_omni"
     provider = "media_qwen_omni"
+    tiny_family = "qwen2_omni"
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------------

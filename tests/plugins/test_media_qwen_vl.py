@@ -48,11 +48,13 @@ OFFICIAL_IMAGE = VISION_START + IMAGE_PAD + VISION_END  # what the official chat
 class TestQwen2VLContract(MediaContract):
     name = "qwen2_vl"
     provider = "media_qwen_vl"
+    tiny_family = "qwen2_vl"
 
 
 class TestQwen3VLContract(MediaContract):
     name = "qwen3_vl"
     provider = "media_qwen_vl"
+    tiny_family = "qwen3_vl"
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------------
