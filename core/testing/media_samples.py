@@ -84,3 +84,11 @@ def make_audio(path: str | os.PathLike, seconds: float = 1.0, rate: int = 22050,
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(str(path), samples, rate)
     return str(path)
+
+
+def noise_image(width: int, height: int, seed: int = 0):
+    """An RGB PIL image of seeded random pixels (every patch differs: features cannot coincide by accident)."""
+    import numpy as np
+    from PIL import Image
+
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8))

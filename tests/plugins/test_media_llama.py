@@ -25,6 +25,7 @@ from tunefactory.plugins.media_llama.impl import (
     supported_canvases,
 )
 from tunefactory.testing.contracts import MediaContract
+from tunefactory.testing.media_samples import noise_image as image
 from tunefactory.testing.tiny_mm import llama4 as tiny_llama4
 
 
@@ -84,14 +85,6 @@ def models(tiny_multimodal):
         return loaded[family]
 
     return get
-
-
-def image(width, height, seed=0):
-    import numpy as np
-    from PIL import Image
-
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    return Image.fromarray(pixels)
 
 
 def token_id(tokenizer, token):

@@ -23,6 +23,7 @@ from tunefactory.plugins.media_llava.impl import (
     view_size,
 )
 from tunefactory.testing.contracts import MediaContract
+from tunefactory.testing.media_samples import noise_image as image
 
 
 class TestLlavaContract(MediaContract):
@@ -84,14 +85,6 @@ def models(tiny_multimodal):
         return loaded[family]
 
     return get
-
-
-def image(width, height, seed=0):
-    import numpy as np
-    from PIL import Image
-
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    return Image.fromarray(pixels)
 
 
 def expanded_ids(media_processor, tokenizer, processor, text, media):

@@ -17,6 +17,7 @@ from tunefactory.errors import DataError
 from tunefactory.model.tokenizer import load_tokenizer
 from tunefactory.plugins.media_mistral.impl import PixtralMediaProcessor
 from tunefactory.testing.contracts import MediaContract
+from tunefactory.testing.media_samples import noise_image as image
 from tunefactory.testing.tiny_mm import pixtral as tiny_pixtral
 
 
@@ -53,14 +54,6 @@ def model(tiny_multimodal):
     from transformers import AutoModelForImageTextToText
 
     return AutoModelForImageTextToText.from_pretrained(tiny_multimodal("pixtral")).eval()
-
-
-def image(width, height, seed=0):
-    import numpy as np
-    from PIL import Image
-
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    return Image.fromarray(pixels)
 
 
 def count(ids, tokenizer, token):
