@@ -1,4 +1,4 @@
-"""Media processors of Google's Gemma 3 and PaliGemma (SigLIP image towers).
+"""Media processors of Google's Gemma 3 and PaliGemma (SigLIP image towers) and Gemma 3n (images and audio).
 
 Registration only: the implementation in impl.py is imported when a template selects it.
 """
@@ -23,4 +23,13 @@ def tunefactory_register_media_processors(register):
         extra="media",
         requires=("pillow>=10",),
         capabilities={"modalities": ("image",)},
+    )
+    register(
+        "gemma3n",
+        "tunefactory.plugins.media_gemma.impl:Gemma3nProcessor",
+        summary="Gemma 3n: image soft tokens between <start_of_image> and <end_of_image>, audio soft tokens between "
+                "<start_of_audio> and <end_of_audio>",
+        extra="media",
+        requires=("pillow>=10", "soundfile>=0.12", "soxr>=0.5"),
+        capabilities={"modalities": ("image", "audio")},
     )
