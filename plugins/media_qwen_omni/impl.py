@@ -5,12 +5,12 @@ as the official processors pad it); the audio encoder halves the frames twice (a
 pooling), so one ``<|AUDIO|>`` token stands for 40 ms of sound. A clip recorded at another rate than the extractor's
 (audio_sampling_rate) is resampled to it, since the model understands no other.
 
-Qwen2.5-Omni sees images and videos as Qwen2-VL does: 14-pixel patches, 2x2 of them merged into one ``<|IMAGE|>`` /
-``<|VIDEO|>`` token, two frames per temporal patch. Video patches are built here with numpy (transformers' video
-processors need torchvision): each frame goes through the model's own image processor, with the video processor's
-settings, and consecutive frames are then paired into temporal patches as the video processor pairs them. With
-use_audio_in_video, a video's sound track is interleaved with its frames in 2-second chunks, exactly as
-``Qwen2_5OmniProcessor`` lays them out, and the model is told so.
+Qwen2.5-Omni sees images and videos exactly as Qwen2.5-VL does (14-pixel patches, 2x2 of them merged into one
+``<|IMAGE|>`` / ``<|VIDEO|>`` token, two frames per temporal patch), so the media_qwen_vl plugin's code fits its images
+and frames, sizes its video grids and builds its video patches (with numpy: transformers' video processors need
+torchvision); only the tokens and the names of the model inputs are its own. With use_audio_in_video, a video's sound
+track is interleaved with its frames in 2-second chunks, exactly as ``Qwen2_5OmniProcessor`` lays them out, and the
+model is told so.
 """
 
 from __future__ import annotations
@@ -19,8 +19,15 @@ import math
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tunefactory.data.media import AudioClip, Media, MediaProcessor, VideoClip
+from tunefactory.data.media import AudioClip, Media, MediaOptions, MediaProcessor, VideoClip
 from tunefactory.errors import DataError
+from tunefactory.plugins.media_qwen_vl.impl import (
+    Qwen2VLMediaProcessor,
+    VisionSettings,
+    fit_image,
+    image_token_count,
+    settings_of,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,10 +35,6 @@ if TYPE_CHECKING:
 
 AUDIO_BOS, AUDIO, AUDIO_EOS = "<|audio_bos|>", "<|AUDIO|>", "<|audio_eos|>"
 VISION_BOS, VISION_EOS, IMAGE, VIDEO = "<|vision_bos|>", "<|vision_eos|>", "<|IMAGE|>", "<|VIDEO|>"
-
-MIN_SIDE = 28  # one merged 2x2 block of 14-pixel patches
-MAX_RATIO = 200  # Qwen2-VL's resizing refuses a longer side more than 200 times the shorter one
-SHRUNK_RATIO = 180  # what LLaMA-Factory brings such an image back to
 
 
 def _part(processor: Any, attribute: str, who: str) -> Any:
@@ -108,61 +111,6 @@ class Qwen2AudioMediaProcessor(MediaProcessor):
 # -- Qwen2.5-Omni ---------------------------------------------------------------------------------------------------
 
 
-def fit_patches(image: Image) -> Image:
-    """The image at least one merged patch wide and high, with an aspect ratio Qwen2-VL's resizing accepts (as
-    LLaMA-Factory's Qwen2-VL plugin does)."""
-    width, height = image.size
-    width, height = max(width, MIN_SIDE), max(height, MIN_SIDE)
-    if width / height > MAX_RATIO:
-        width = height * SHRUNK_RATIO
-    elif height / width > MAX_RATIO:
-        height = width * SHRUNK_RATIO
-    return image if (width, height) == image.size else image.resize((width, height))
-
-
-def _pixel_bounds(video_processor: Any) -> tuple[int, int]:
-    size = video_processor.size
-    return size["shortest_edge"], size["longest_edge"]
-
-
-def video_grid(video: VideoClip, video_processor: Any) -> tuple[int, int, int]:
-    """(temporal, height, width) patches of the video: frames paired by temporal_patch_size (the last one repeated
-    to fill the final pair), each frame resized to multiples of a merged patch within the video processor's bounds."""
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
-
-    patch, merge, temporal = video_processor.patch_size, video_processor.merge_size, video_processor.temporal_patch_size
-    low, high = _pixel_bounds(video_processor)
-    width, height = video.frames[0].size
-    height, width = smart_resize(height, width, patch * merge, min_pixels=low, max_pixels=high)
-    return -(-len(video.frames) // temporal), height // patch, width // patch
-
-
-def video_pixels(video: VideoClip, image_processor: Any, video_processor: Any) -> tuple[Any, tuple[int, int, int]]:
-    """The video's flattened patches (patches, channels x temporal x patch x patch) and its grid, in the layout of
-    transformers' Qwen2-VL video processor.
-
-    The image processor resizes and normalises each frame with the video processor's settings and writes it as
-    patches holding the frame temporal_patch_size times; one copy of each frame is kept and consecutive frames
-    are stacked into the temporal axis instead."""
-    import numpy as np
-
-    patch, merge, temporal = video_processor.patch_size, video_processor.merge_size, video_processor.temporal_patch_size
-    low, high = _pixel_bounds(video_processor)
-    frames = list(video.frames)
-    frames += frames[-1:] * (-len(frames) % temporal)
-    out = image_processor(images=frames, size={"shortest_edge": low, "longest_edge": high}, patch_size=patch,
-                          merge_size=merge, temporal_patch_size=temporal, image_mean=video_processor.image_mean,
-                          image_std=video_processor.image_std, return_tensors="np")
-    if len({tuple(grid) for grid in out["image_grid_thw"].tolist()}) != 1:
-        raise DataError("the frames of a video differ in size; give frames of one size")
-    _, grid_h, grid_w = (int(n) for n in out["image_grid_thw"][0])
-    values = np.asarray(out["pixel_values"], dtype=np.float32)
-    per_frame = values.reshape(len(frames), grid_h * grid_w, -1, temporal, patch, patch)[:, :, :, 0]
-    grid_t = len(frames) // temporal
-    pairs = per_frame.reshape(grid_t, temporal, grid_h * grid_w, -1, patch, patch).transpose(0, 2, 3, 1, 4, 5)
-    return pairs.reshape(grid_t * grid_h * grid_w, -1), (grid_t, grid_h, grid_w)
-
-
 def chunk_lengths(times: Sequence[float], per_chunk: int) -> list[int]:
     """How many of the (ascending) token times fall in each chunk, as Qwen2.5-Omni's ``get_chunked_index`` splits
     them: a chunk ends at the first time past its end, and the next one begins there, one chunk further on."""
@@ -196,9 +144,9 @@ def interleave(grid: tuple[int, int, int], merge: int, seconds_per_grid: float, 
 
 
 class Qwen2OmniMediaProcessor(MediaProcessor):
-    """The Qwen2.5-Omni thinker: images and videos as Qwen2-VL, audio as Qwen2-Audio (``<|audio_bos|>``,
-    ``<|AUDIO|>`` per 40 ms, ``<|audio_eos|>``), and with use_audio_in_video each video's sound interleaved with its
-    frames inside ``<|vision_bos|><|audio_bos|> ... <|audio_eos|><|vision_eos|>``."""
+    """The Qwen2.5-Omni thinker: images and videos as Qwen2.5-VL (the media_qwen_vl plugin's code), audio as
+    Qwen2-Audio (``<|audio_bos|>``, ``<|AUDIO|>`` per 40 ms, ``<|audio_eos|>``), and with use_audio_in_video each
+    video's sound interleaved with its frames inside ``<|vision_bos|><|audio_bos|> ... <|audio_eos|><|vision_eos|>``."""
 
     name = "qwen2_omni"
     modalities = frozenset({"image", "video", "audio"})
@@ -208,29 +156,37 @@ class Qwen2OmniMediaProcessor(MediaProcessor):
     audio_tower = ("model.audio_tower",)
     min_audio_tokens = 1
 
+    def __init__(self, options: MediaOptions | None = None) -> None:
+        super().__init__(options)
+        self.vision = Qwen2VLMediaProcessor(self.options)  # sizes video grids and builds video patches
+
     # -- regularisation ------------------------------------------------------------------------------------------
 
     def regularize_image(self, image: Image) -> Image:
-        return fit_patches(super().regularize_image(image))
+        return fit_image(super().regularize_image(image))
 
     def regularize_video(self, video: VideoClip) -> VideoClip:
+        """Frames fitted as images are; their count is kept (the video patches repeat the last frame to fill the
+        final temporal patch)."""
         video = super().regularize_video(video)
-        video.frames = [fit_patches(frame) for frame in video.frames]
+        video.frames = [fit_image(frame) for frame in video.frames]
         return video
+
+    def video_settings(self, processor: Any) -> VisionSettings:
+        """The settings of the processor's video processor (a Qwen2VLVideoProcessor, or its config read as data)."""
+        return settings_of(_part(processor, "video_processor", self.name), self.vision.video_defaults)
 
     # -- placeholders --------------------------------------------------------------------------------------------
 
     def image_tokens(self, index: int, media: Media, processor: Any) -> str:
-        image_processor = _part(processor, "image_processor", self.name)
-        width, height = media.images[index].size
-        count = image_processor.get_number_of_image_patches(height, width) // image_processor.merge_size ** 2
+        count = image_token_count(media.images[index], _part(processor, "image_processor", self.name))
         return VISION_BOS + IMAGE * count + VISION_EOS
 
     def video_tokens(self, index: int, media: Media, processor: Any) -> str:
         video = media.videos[index]
-        video_processor = _part(processor, "video_processor", self.name)
-        grid = video_grid(video, video_processor)
-        merge = video_processor.merge_size
+        settings = self.video_settings(processor)
+        grid = self.vision.video_grid(video, settings)
+        merge = settings.merge_size
         if not self.options.use_audio_in_video:
             return VISION_BOS + VIDEO * (math.prod(grid) // merge ** 2) + VISION_EOS
         if video.audio is None:
@@ -238,7 +194,7 @@ class Qwen2OmniMediaProcessor(MediaProcessor):
                             "give it as a video file with sound or unset use_audio_in_video")
         extractor = _part(processor, "feature_extractor", self.name)
         sound = _clip_tokens(video.audio, extractor, f"the sound track of video {index + 1}", self.min_audio_tokens)
-        tokens = interleave(grid, merge, video_processor.temporal_patch_size / video.fps, sound,
+        tokens = interleave(grid, merge, settings.temporal_patch_size / video.fps, sound,
                             processor.position_id_per_seconds, processor.seconds_per_chunk)
         return VISION_BOS + tokens + VISION_EOS
 
@@ -250,7 +206,6 @@ class Qwen2OmniMediaProcessor(MediaProcessor):
     # -- model inputs --------------------------------------------------------------------------------------------
 
     def model_inputs(self, media: Sequence[Media], input_ids: Any, processor: Any) -> dict[str, Any]:
-        import numpy as np
         import torch
 
         if not any(media):
@@ -262,14 +217,10 @@ class Qwen2OmniMediaProcessor(MediaProcessor):
             out = _part(processor, "image_processor", self.name)(images=images, return_tensors="pt")
             inputs["pixel_values"], inputs["image_grid_thw"] = out["pixel_values"], out["image_grid_thw"]
         if videos:
-            image_processor = _part(processor, "image_processor", self.name)
-            video_processor = _part(processor, "video_processor", self.name)
-            pixels, grids = zip(*(video_pixels(video, image_processor, video_processor) for video in videos),
-                                strict=True)
-            inputs["pixel_values_videos"] = torch.from_numpy(np.concatenate(pixels))
-            inputs["video_grid_thw"] = torch.tensor(grids, dtype=torch.long)
+            settings = self.video_settings(processor)
+            inputs.update(self.vision.video_inputs(videos, settings))
             inputs["video_second_per_grid"] = torch.tensor(
-                [video_processor.temporal_patch_size / video.fps for video in videos], dtype=torch.float)
+                [settings.temporal_patch_size / video.fps for video in videos], dtype=torch.float)
         clips = [clip for row, item in enumerate(media) for clip in self._row_sounds(item, input_ids[row], processor)]
         if clips:
             inputs.update(audio_features(clips, _part(processor, "feature_extractor", self.name)))

@@ -162,8 +162,9 @@ def patchify(video: np.ndarray, patch: int, merge: int, temporal: int) -> np.nda
     return blocks.reshape(gt * gh * gw, channels * temporal * patch * patch)
 
 
-def _fit_image(image: Image) -> Image:
-    """At least MIN_SIDE pixels a side and an aspect ratio smart_resize accepts, as LLaMA-Factory does."""
+def fit_image(image: Image) -> Image:
+    """At least MIN_SIDE pixels a side and an aspect ratio smart_resize accepts, as LLaMA-Factory does (for every
+    Qwen vision tower: Qwen2-VL, Qwen2.5-VL, Qwen3-VL and the Qwen2.5-Omni thinker)."""
     if min(image.width, image.height) < MIN_SIDE:
         image = image.resize((max(image.width, MIN_SIDE), max(image.height, MIN_SIDE)))
     if image.width / image.height > MAX_RATIO:
@@ -171,6 +172,13 @@ def _fit_image(image: Image) -> Image:
     if image.height / image.width > MAX_RATIO:
         image = image.resize((image.width, image.width * RATIO_TARGET))
     return image
+
+
+def image_token_count(image: Image, image_processor: Any) -> int:
+    """The tokens of an image: its patches as the image processor resizes it, one token per merge_size x merge_size
+    block of them."""
+    patches = image_processor.get_number_of_image_patches(image.height, image.width, {})
+    return patches // image_processor.merge_size ** 2
 
 
 class Qwen2VLMediaProcessor(MediaProcessor):
@@ -186,12 +194,12 @@ class Qwen2VLMediaProcessor(MediaProcessor):
     # -- regularisation ------------------------------------------------------------------------------------------
 
     def regularize_image(self, image: Image) -> Image:
-        return _fit_image(super().regularize_image(image))
+        return fit_image(super().regularize_image(image))
 
     def regularize_video(self, video: VideoClip) -> VideoClip:
         """Frames fitted like images, and an even number of them (the last repeated), as a temporal patch is two."""
         video = super().regularize_video(video)
-        video.frames = [_fit_image(frame) for frame in video.frames]
+        video.frames = [fit_image(frame) for frame in video.frames]
         if video.frames and len(video.frames) % TEMPORAL_PATCH:
             pad = TEMPORAL_PATCH - len(video.frames) % TEMPORAL_PATCH
             video.frames = video.frames + [video.frames[-1]] * pad
@@ -229,10 +237,8 @@ class Qwen2VLMediaProcessor(MediaProcessor):
     # -- token counts ---------------------------------------------------------------------------------------------
 
     def image_tokens(self, index: int, media: Media, processor: Any) -> str:
-        image = media.images[index]
-        image_processor = self._image_processor(processor)
-        patches = image_processor.get_number_of_image_patches(image.height, image.width, {})
-        return VISION_START + IMAGE_PAD * (patches // image_processor.merge_size ** 2) + VISION_END
+        count = image_token_count(media.images[index], self._image_processor(processor))
+        return VISION_START + IMAGE_PAD * count + VISION_END
 
     def video_tokens(self, index: int, media: Media, processor: Any) -> str:
         settings = self.video_settings(processor)
@@ -279,6 +285,15 @@ class Qwen2VLMediaProcessor(MediaProcessor):
         patches = patchify(np.stack(arrays), settings.patch_size, settings.merge_size, settings.temporal_patch_size)
         return np.ascontiguousarray(patches, dtype=np.float32), grid
 
+    def video_inputs(self, videos: Sequence[VideoClip], settings: VisionSettings) -> dict[str, Any]:
+        """``pixel_values_videos`` (every video's patches, in batch order) and ``video_grid_thw``."""
+        import numpy as np
+        import torch
+
+        patches, grids = zip(*(self.video_patches(video, settings) for video in videos), strict=True)
+        return {"pixel_values_videos": torch.from_numpy(np.concatenate(patches)),
+                "video_grid_thw": torch.tensor(grids, dtype=torch.long)}
+
     def video_extras(self, videos: Sequence[VideoClip], settings: VisionSettings, processor: Any) -> dict[str, Any]:
         """Qwen2.5-VL's seconds per temporal patch, which its rotary positions space video frames by."""
         import torch
@@ -291,7 +306,6 @@ class Qwen2VLMediaProcessor(MediaProcessor):
     def model_inputs(self, media: Sequence[Media], input_ids: Any, processor: Any) -> dict[str, Any]:
         if not any(media):
             return {}
-        import numpy as np
         import torch
 
         if len(media) != input_ids.shape[0]:
@@ -308,11 +322,9 @@ class Qwen2VLMediaProcessor(MediaProcessor):
             tokens["image"] = (features["image_grid_thw"].prod(-1) // image_processor.merge_size ** 2).tolist()
         if videos:
             settings = self.video_settings(processor)
-            patches, grids = zip(*(self.video_patches(video, settings) for video in videos), strict=True)
-            inputs["pixel_values_videos"] = torch.from_numpy(np.concatenate(patches))
-            inputs["video_grid_thw"] = torch.tensor(grids, dtype=torch.long)
+            inputs.update(self.video_inputs(videos, settings))
             inputs.update(self.video_extras(videos, settings, processor))
-            tokens["video"] = [t * h * w // settings.merge_size ** 2 for t, h, w in grids]
+            tokens["video"] = (inputs["video_grid_thw"].prod(-1) // settings.merge_size ** 2).tolist()
         token_types = torch.zeros_like(input_ids, dtype=torch.long)
         for kind, counts in tokens.items():
             token_id = self._token_id(processor, IMAGE_PAD if kind == "image" else VIDEO_PAD)

@@ -29,9 +29,8 @@ from tunefactory.plugins.media_qwen_omni.impl import (
     audio_token_count,
     chunk_lengths,
     interleave,
-    video_grid,
-    video_pixels,
 )
+from tunefactory.plugins.media_qwen_vl.impl import QWEN2_VIDEO_DEFAULTS, Qwen2VLMediaProcessor, settings_of
 from tunefactory.testing.contracts import MediaContract
 from tunefactory.testing.media_samples import make_video, tone
 from tunefactory.testing.tiny_multimodal import tiny_processor
@@ -110,6 +109,11 @@ def forward_and_generate(model_path: str, batch: dict, inputs: dict, first_row: 
         generated = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=3,
                                    do_sample=False, **first_row)
     assert generated.shape[1] > ids.shape[1]
+
+
+def shared_grid(video: VideoClip, omni_parts) -> tuple[int, int, int]:
+    """The video's grid from the media_qwen_vl code the omni processor sizes Qwen2.5-VL videos with."""
+    return Qwen2VLMediaProcessor().video_grid(video, settings_of(omni_parts.video_processor, QWEN2_VIDEO_DEFAULTS))
 
 
 def supervised_example(content: str, **media) -> dict:
@@ -233,7 +237,7 @@ def test_qwen2_omni_video_frames_follow_fps_and_maxlen(omni_parts, media_samples
         processor = Qwen2OmniMediaProcessor(MediaOptions(video_fps=fps, video_maxlen=maxlen))
         clip_ = processor.load(videos=[video]).videos[0]
         assert len(clip_.frames) == frames
-        grid = video_grid(clip_, omni_parts.video_processor)
+        grid = shared_grid(clip_, omni_parts)
         assert grid[0] == -(-frames // 2)  # pairs of frames, the last one repeated to fill the final pair
         text = expand(processor, "<video>", Media(videos=[clip_]), omni_parts)
         assert text.count("<|VIDEO|>") == grid[0] * grid[1] * grid[2] // 4
@@ -242,21 +246,29 @@ def test_qwen2_omni_video_frames_follow_fps_and_maxlen(omni_parts, media_samples
 
 
 def test_qwen2_omni_video_pixels_match_the_video_processor_layout(omni_parts):
+    """The media_qwen_vl video patches on the omni video processor's settings: the official layout, and what the
+    omni processor gives the model."""
     vp, ip = omni_parts.video_processor, omni_parts.image_processor
+    shared, settings = Qwen2VLMediaProcessor(), settings_of(vp, QWEN2_VIDEO_DEFAULTS)
     rng = np.random.default_rng(0)
     frames = [Image.fromarray(rng.integers(0, 255, (56, 84, 3), dtype=np.uint8)) for _ in range(3)]
     # an image as a two-frame video is the image processor's own output for it
-    still, grid = video_pixels(VideoClip(frames[:1] * 2, [0.0, 0.5], 2.0), ip, vp)
+    still, grid = shared.video_patches(VideoClip(frames[:1] * 2, [0.0, 0.5], 2.0), settings)
     image = ip(images=frames[:1], return_tensors="np")
-    assert grid == tuple(image["image_grid_thw"][0]) and np.allclose(still, image["pixel_values"])
+    assert grid == tuple(image["image_grid_thw"][0]) and np.allclose(still, image["pixel_values"], atol=1e-5)
     # three frames: the video processor's patchify (view, permute) of the normalised frames, the last one repeated
-    pixels, grid = video_pixels(VideoClip(frames, [0.0, 0.5, 1.0], 2.0), ip, vp)
+    video = VideoClip(frames, [0.0, 0.5, 1.0], 2.0)
+    pixels, grid = shared.video_patches(video, settings)
     mean, std = np.array(vp.image_mean)[:, None, None], np.array(vp.image_std)[:, None, None]
     stack = np.stack([(np.asarray(f, np.float32).transpose(2, 0, 1) / 255 - mean) / std for f in frames + frames[-1:]])
     t, h, w, p, m = 2, 4, 6, 14, 2
     expected = stack.reshape(t, 2, 3, h // m, m, p, w // m, m, p).transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
     assert grid == (t, h, w)
     assert np.allclose(pixels, expected.reshape(t * h * w, -1), atol=1e-5)
+    inputs = Qwen2OmniMediaProcessor().model_inputs([Media(videos=[video])], torch.zeros(1, 1, dtype=torch.long),
+                                                        omni_parts)
+    assert np.array_equal(inputs["pixel_values_videos"].numpy(), pixels)
+    assert inputs["video_grid_thw"].tolist() == [[t, h, w]] and inputs["video_second_per_grid"].tolist() == [1.0]
 
 
 # -- Qwen2.5-Omni: audio and the sound of videos --------------------------------------------------------------------
@@ -308,7 +320,7 @@ def test_qwen2_omni_video_sound_is_interleaved(omni_parts, tmp_path):
     video = processor.load(videos=[path]).videos[0]
     assert len(video.frames) == 10 and video.audio is not None
     text = expand(processor, "<video>", Media(videos=[video]), omni_parts)
-    grid = video_grid(video, omni_parts.video_processor)
+    grid = shared_grid(video, omni_parts)
     sound = audio_token_count(audio_frames(video.audio, omni_parts.feature_extractor))
     body = official_interleave(omni_parts, grid, 2 / video.fps, sound)
     assert text == "<|vision_bos|>" + body + "<|vision_eos|>"

@@ -32,6 +32,7 @@ from tunefactory.plugins.media_qwen_vl.impl import (
     VISION_START,
     Qwen2VLMediaProcessor,
     Qwen3VLMediaProcessor,
+    fit_image,
     patchify,
     settings_of,
     smart_resize,
@@ -145,6 +146,17 @@ def test_qwen_constraints_min_side_and_aspect_ratio(tmp_path, family):
     assert long.size == (28 * 180, 28)
     assert media_processor.model_inputs([media], torch.tensor([encode(processor, expand(
         media_processor, processor, "<image><image>", media))]), processor)["image_grid_thw"].shape == (2, 3)
+
+
+@pytest.mark.parametrize(("size", "fitted"), [((8, 6), (28, 28)), ((6000, 20), (28 * 180, 28)),
+                                             ((20, 6000), (28, 28 * 180)), ((6000, 28), (28 * 180, 28)),
+                                             ((10, 3000), (28, 3000)), ((64, 48), (64, 48))])
+def test_fit_image_sizes(size, fitted):
+    """fit_image (shared with the Qwen2.5-Omni processor): sides raised to 28, then a ratio over 200 brought to 180;
+    an image that fits is returned as it is."""
+    image = Image.new("RGB", size)
+    out = fit_image(image)
+    assert out.size == fitted and (out is image) == (size == fitted)
 
 
 # -- videos -----------------------------------------------------------------------------------------------------------
