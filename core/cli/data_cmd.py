@@ -1,8 +1,8 @@
 """`tunefactory data preview CONFIG [--n N]` and `tunefactory data check CONFIG`.
 
-Both read a training config (with the usual key=value and --key value overrides), load only the tokenizer of
-model_name_or_path and the template, and go through the datasets as training would. `check` exits 1 when it finds
-problems.
+Both read a training config (with the usual key=value and --key value overrides), load only the tokenizer (and, for a
+multimodal model, the processor) of model_name_or_path and the template, and go through the datasets as training
+would. `check` exits 1 when it finds problems.
 """
 
 from __future__ import annotations
@@ -43,37 +43,26 @@ def _take_option(argv: list[str], name: str) -> tuple[str | None, list[str]]:
     return value, rest
 
 
-def _load(argv: list[str]) -> tuple[Any, Any, Any]:
+def _load(argv: list[str]) -> tuple[Any, Any, Any, Any]:
+    """(config, tokenizer, processor, template): the tokenizer and processor as training loads them."""
     from tunefactory.config.run_config import load_config
+    from tunefactory.data.templates import fix_tokenizer, get_template
+    from tunefactory.model.tokenizer import load_tokenizer
 
     if not argv or argv[0].startswith("-"):
         raise UsageError(f"give the config file\n{USAGE}")
     config = load_config(argv, command="train", validate=False)
-    model = config.model
-    if not model.model_name_or_path:
+    if not config.model.model_name_or_path:
         raise ConfigError([Problem("model_name_or_path", "is required: the data commands load its tokenizer",
                                    "set it to a local folder or a hub id")], config.source)
-    from transformers import AutoTokenizer
-
     try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            model.model_name_or_path, trust_remote_code=model.trust_remote_code,
-            use_fast=model.use_fast_tokenizer, cache_dir=model.cache_dir, revision=model.model_revision,
-            token=model.hf_hub_token,
-        )
+        module = load_tokenizer(config)
     except (OSError, ValueError) as exc:
         raise ConfigError([Problem("model_name_or_path", f"cannot load its tokenizer: {exc}".splitlines()[0])],
                           config.source) from None
-    from tunefactory.data.templates import get_template
-
-    template = get_template(config, tokenizer)
-    try:
-        from tunefactory.data.templates import fix_tokenizer
-    except ImportError:  # older template module: nothing to fix
-        fix_tokenizer = None
-    if fix_tokenizer is not None:
-        fix_tokenizer(template, tokenizer)
-    return config, tokenizer, template
+    template = get_template(config, module.tokenizer)
+    fix_tokenizer(template, module.tokenizer)
+    return config, module.tokenizer, module.processor, template
 
 
 def preview_command(argv: list[str]) -> int:
@@ -91,8 +80,8 @@ def preview_command(argv: list[str]) -> int:
         raise UsageError(f"--n must be a whole number, got {count!r}") from None
     if n <= 0:
         raise UsageError("--n must be positive")
-    config, tokenizer, template = _load(argv)
-    for block in preview(config, tokenizer, template, n=n, color=color):
+    config, tokenizer, processor, template = _load(argv)
+    for block in preview(config, tokenizer, template, n=n, color=color, processor=processor):
         print(block)
         print()
     return 0
@@ -101,8 +90,8 @@ def preview_command(argv: list[str]) -> int:
 def check_command(argv: list[str]) -> int:
     from tunefactory.data.check import check_data
 
-    config, tokenizer, template = _load(argv)
-    report = check_data(config, tokenizer, template)
+    config, tokenizer, processor, template = _load(argv)
+    report = check_data(config, tokenizer, template, processor=processor)
     print(report.render())
     return 1 if report.problem_count else 0
 

@@ -54,7 +54,8 @@ class CheckReport:
         return "\n".join(lines)
 
 
-def check_data(config: Any, tokenizer: Any, template: Any, stage: str | None = None) -> CheckReport:
+def check_data(config: Any, tokenizer: Any, template: Any, stage: str | None = None,
+               processor: Any = None) -> CheckReport:
     """Read, convert and encode every dataset of ``config`` (dataset and eval_dataset) and report what is wrong."""
     from tunefactory.data.dataset_info import get_dataset_attrs, split_names
     from tunefactory.data.loader import account, encoder_for, layout_for, process_one
@@ -62,7 +63,7 @@ def check_data(config: Any, tokenizer: Any, template: Any, stage: str | None = N
     data = dataclasses.replace(config.data, streaming=False)
     config = dataclasses.replace(config, data=data)
     layout = layout_for(stage or config.finetuning.stage, config)
-    encoder = encoder_for(config, tokenizer, template, layout)
+    encoder = encoder_for(config, tokenizer, template, layout, processor)
     report = CheckReport()
     names = split_names(data.dataset) + [n for n in split_names(data.eval_dataset) if n not in split_names(
         data.dataset)]

@@ -45,7 +45,7 @@ def _summary(ids: Sequence[int], labels: Sequence[int] | None) -> str:
 
 
 def preview(config: Any, tokenizer: Any, template: Any, n: int = 3, color: bool = False,
-            stage: str | None = None) -> Iterator[str]:
+            stage: str | None = None, processor: Any = None) -> Iterator[str]:
     """Blocks of text, one per previewed row, for the first ``n`` rows of the training datasets."""
     from tunefactory.data.converters import Converter, detect_format
     from tunefactory.data.dataset_info import get_dataset_attrs
@@ -54,7 +54,7 @@ def preview(config: Any, tokenizer: Any, template: Any, n: int = 3, color: bool 
 
     data = config.data
     layout = layout_for(stage or config.finetuning.stage, config)
-    encoder = encoder_for(config, tokenizer, template, layout)
+    encoder = encoder_for(config, tokenizer, template, layout, processor)
     left = n
     for attr in get_dataset_attrs(data.dataset or data.eval_dataset, data.dataset_dir):
         if left <= 0:

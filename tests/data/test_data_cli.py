@@ -104,3 +104,27 @@ def test_usage_errors(config_for, tmp_path):
     assert done.returncode == 2 and "give the config file" in done.stderr
     done = run_cli("data", env=env(tmp_path))
     assert done.returncode == 0 and "data check CONFIG" in done.stdout
+
+
+def test_multimodal_rows_are_previewed_and_checked_with_the_models_processor(tiny_multimodal, media_samples, tmp_path,
+                                                                             cli):
+    import json
+    import shutil
+
+    shutil.copy(media_samples / "image.png", tmp_path / "image.png")
+    rows = [{"messages": [{"role": "user", "content": "<image>What is it?"}, {"role": "assistant", "content": "A."}],
+             "images": ["image.png"]},
+            {"messages": [{"role": "user", "content": "<image>What is it?"}, {"role": "assistant", "content": "B."}],
+             "images": ["gone.png"]}]
+    (tmp_path / "pics.json").write_text(json.dumps(rows))
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"pics": {
+        "file_name": "pics.json", "formatting": "sharegpt", "columns": {"messages": "messages", "images": "images"},
+        "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}}}))
+    options = [f"model_name_or_path={tiny_multimodal('qwen2_vl')}", "template=qwen2_vl", "dataset=pics",
+               f"dataset_dir={tmp_path}"]
+    preview = cli("data", "preview", *options, "--n", "1", "--no-color")
+    assert preview.returncode == 0, preview.stderr[-2000:]
+    assert "<|vision_start|><|image_pad|>" in preview.stdout
+    check = cli("data", "check", *options)
+    assert check.returncode == 1
+    assert "row 2" in check.stdout and "gone.png" in check.stdout, check.stdout
