@@ -17,6 +17,7 @@ import os
 import random
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -509,12 +510,13 @@ def _resolved_args(arch: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return args
 
 
-def _build_atomically(dest: Path, args: dict[str, Any]) -> None:
-    """Build into a temporary sibling of `dest`, then move it into place; keep `dest` if another builder won."""
+def build_atomically(dest: Path, build: Callable[[Path], Any]) -> None:
+    """Run ``build`` on a temporary sibling of `dest`, then move it into place; keep `dest` if another builder won."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
-        build_tiny_model(tmp, **args)
+        build(tmp)
+        _normalise_permissions(tmp)
         try:
             os.replace(tmp, dest)
         except OSError:
@@ -551,7 +553,7 @@ def tiny_model_path(arch: str = "llama", cache_dir: str | os.PathLike | None = N
     root = Path(cache_dir).expanduser() if cache_dir is not None else tiny_cache_dir()
     dest = root / f"{arch}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     if not (dest / BUILD_INFO_FILE).is_file():
-        _build_atomically(dest, args)
+        build_atomically(dest, lambda tmp: build_tiny_model(tmp, **args))
     return str(dest)
 
 
@@ -581,5 +583,5 @@ def build_quickstart_model(dest: str | os.PathLike) -> str:
                 return str(dest)
     if dest.exists():
         shutil.rmtree(dest)
-    _build_atomically(dest, args)
+    build_atomically(dest, lambda tmp: build_tiny_model(tmp, **args))
     return str(dest)

@@ -12,13 +12,11 @@ import importlib
 import json
 import os
 import pkgutil
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from tunefactory.testing import tiny_mm
-from tunefactory.testing.tiny import BUILD_INFO_FILE, _library_versions, _normalise_permissions, tiny_cache_dir
+from tunefactory.testing.tiny import BUILD_INFO_FILE, _library_versions, build_atomically, tiny_cache_dir
 
 
 def families() -> list[str]:
@@ -78,17 +76,5 @@ def tiny_multimodal_path(family: str, cache_dir: str | os.PathLike | None = None
     dest = root / f"mm-{family}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     if (dest / BUILD_INFO_FILE).is_file():
         return str(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    try:
-        builder.build(tmp)
-        _normalise_permissions(tmp)
-        try:
-            os.replace(tmp, dest)
-        except OSError:
-            if not (dest / BUILD_INFO_FILE).is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    build_atomically(dest, builder.build)
     return str(dest)

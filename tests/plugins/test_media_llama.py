@@ -8,8 +8,6 @@ import re
 
 import pytest
 import torch
-from tunefactory.config.loader import Setting
-from tunefactory.config.run_config import build_config
 from tunefactory.data.collators import SupervisedCollator
 from tunefactory.data.media import Media, MediaOptions
 from tunefactory.data.processors import IGNORE_INDEX, Encoder
@@ -28,6 +26,8 @@ from tunefactory.testing.contracts import MediaContract
 from tunefactory.testing.media_samples import noise_image as image
 from tunefactory.testing.tiny_mm import llama4 as tiny_llama4
 
+from tests.plugins.media_helpers import config_for, model_loader
+
 
 class TestMllamaContract(MediaContract):
     name = "mllama"
@@ -42,14 +42,6 @@ class TestLlama4Contract(MediaContract):
 
 
 PROCESSORS = {"mllama": MllamaMediaProcessor, "llama4": Llama4MediaProcessor}
-
-
-def config_for(path: str, template: str, **options):
-    settings = [Setting(key, value, "test") for key, value in
-                {"model_name_or_path": path, "template": template, **options}.items()]
-    config, problems = build_config(settings, command="train")
-    assert not problems, problems
-    return config
 
 
 @pytest.fixture(scope="module")
@@ -75,16 +67,7 @@ def parts(tiny_multimodal):
 
 @pytest.fixture(scope="module")
 def models(tiny_multimodal):
-    from transformers import AutoModelForImageTextToText
-
-    loaded = {}
-
-    def get(family):
-        if family not in loaded:
-            loaded[family] = AutoModelForImageTextToText.from_pretrained(tiny_multimodal(family)).eval()
-        return loaded[family]
-
-    return get
+    return model_loader(tiny_multimodal)
 
 
 def token_id(tokenizer, token):

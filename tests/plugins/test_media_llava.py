@@ -8,8 +8,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from tunefactory.config.loader import Setting
-from tunefactory.config.run_config import build_config
 from tunefactory.data.collators import SupervisedCollator
 from tunefactory.data.media import Media, MediaOptions
 from tunefactory.data.processors import IGNORE_INDEX, Encoder
@@ -24,6 +22,8 @@ from tunefactory.plugins.media_llava.impl import (
 )
 from tunefactory.testing.contracts import MediaContract
 from tunefactory.testing.media_samples import noise_image as image
+
+from tests.plugins.media_helpers import config_for, model_loader
 
 
 class TestLlavaContract(MediaContract):
@@ -48,14 +48,6 @@ PROCESSORS = {"llava": LlavaMediaProcessor, "llava_next": LlavaNextMediaProcesso
               "video_llava": VideoLlavaMediaProcessor}
 
 
-def config_for(path: str, template: str, **options):
-    settings = [Setting(key, value, "test") for key, value in
-                {"model_name_or_path": path, "template": template, **options}.items()]
-    config, problems = build_config(settings, command="train")
-    assert not problems, problems
-    return config
-
-
 @pytest.fixture(scope="module")
 def parts(tiny_multimodal):
     """family -> (tokenizer, processor, model folder), loaded once as a run loads them."""
@@ -74,17 +66,7 @@ def parts(tiny_multimodal):
 
 @pytest.fixture(scope="module")
 def models(tiny_multimodal):
-    """family -> the tiny model, in eval mode."""
-    from transformers import AutoModelForImageTextToText
-
-    loaded = {}
-
-    def get(family):
-        if family not in loaded:
-            loaded[family] = AutoModelForImageTextToText.from_pretrained(tiny_multimodal(family)).eval()
-        return loaded[family]
-
-    return get
+    return model_loader(tiny_multimodal)
 
 
 def expanded_ids(media_processor, tokenizer, processor, text, media):

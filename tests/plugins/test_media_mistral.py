@@ -7,8 +7,6 @@ from __future__ import annotations
 import pytest
 import torch
 from transformers.utils import is_torchvision_available
-from tunefactory.config.loader import Setting
-from tunefactory.config.run_config import build_config
 from tunefactory.data.collators import SupervisedCollator
 from tunefactory.data.media import Media, MediaOptions
 from tunefactory.data.processors import IGNORE_INDEX, Encoder
@@ -20,19 +18,13 @@ from tunefactory.testing.contracts import MediaContract
 from tunefactory.testing.media_samples import noise_image as image
 from tunefactory.testing.tiny_mm import pixtral as tiny_pixtral
 
+from tests.plugins.media_helpers import config_for
+
 
 class TestPixtralContract(MediaContract):
     name = "pixtral"
     provider = "media_mistral"
     tiny_family = "pixtral"
-
-
-def config_for(path: str, template: str, **options):
-    settings = [Setting(key, value, "test") for key, value in
-                {"model_name_or_path": path, "template": template, **options}.items()]
-    config, problems = build_config(settings, command="train")
-    assert not problems, problems
-    return config
 
 
 @pytest.fixture(scope="module")

@@ -208,7 +208,8 @@ def test_cache_reuses_and_keys_on_arguments(tmp_path, monkeypatch):
     assert (Path(first) / "model.safetensors").stat().st_mtime_ns == stamp
     assert tiny.tiny_model_path("qwen2", seed=1) != first
     assert tiny.tiny_model_path("qwen3") != first
-    tiny._build_atomically(Path(first), tiny._resolved_args("qwen2", {}))  # lost race: the finished folder stays
+    args = tiny._resolved_args("qwen2", {})
+    tiny.build_atomically(Path(first), lambda tmp: tiny.build_tiny_model(tmp, **args))  # lost race: the folder stays
     assert (Path(first) / "model.safetensors").stat().st_mtime_ns == stamp
     assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".")]  # no temporary folders left
 
