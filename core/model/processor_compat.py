@@ -68,6 +68,22 @@ def _video_settings(path: str, config: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _processor_class(path: str, config: dict[str, Any]) -> Any:
+    """The transformers processor class the folder names (processor_config.json, or the preprocessor or video
+    preprocessor config of older checkpoints); None when it names none, or its class needs torchvision itself."""
+    import transformers
+
+    name = config.get("processor_class")
+    for file in ("preprocessor_config.json", VIDEO_CONFIG_FILE):
+        if name is None and os.path.isfile(os.path.join(path, file)):
+            with open(os.path.join(path, file), encoding="utf-8") as handle:
+                name = json.load(handle).get("processor_class")
+    try:
+        return getattr(transformers, name, None) if name else None
+    except ImportError:  # a processor class transformers offers only with torchvision
+        return None
+
+
 def video_processor_blocks(path: str) -> bool:
     """Whether ``AutoProcessor`` fails here only because the folder's processor has a video processor and
     torchvision is missing."""
@@ -75,21 +91,19 @@ def video_processor_blocks(path: str) -> bool:
 
     if is_torchvision_available():
         return False
-    return _video_settings(path, _processor_config(path)) is not None
+    cls = _processor_class(path, _processor_config(path))
+    return cls is not None and "video_processor" in cls.get_attributes()
 
 
 def processor_without_torchvision(path: str, tokenizer: Any) -> Any:
-    """The folder's processor as ``AutoProcessor`` builds it, with `VideoSettings` for its video processor."""
-    import transformers
+    """The folder's processor as ``AutoProcessor`` builds it, with `VideoSettings` (the saved ones, or none) for its
+    video processor."""
     from transformers import AutoFeatureExtractor, AutoImageProcessor
 
     config = dict(_processor_config(path))
     video = _video_settings(path, config)
-    name = config.pop("processor_class", None)
-    if name is None:
-        with open(os.path.join(path, VIDEO_CONFIG_FILE), encoding="utf-8") as handle:
-            name = json.load(handle).get("processor_class")
-    cls = without_video_check(getattr(transformers, name))
+    cls = without_video_check(_processor_class(path, config))
+    config.pop("processor_class", None)
     parts: dict[str, Any] = {"tokenizer": tokenizer, "video_processor": VideoSettings(video or {})}
     attributes = cls.get_attributes()
     if "image_processor" in attributes:
