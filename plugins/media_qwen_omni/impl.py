@@ -42,8 +42,8 @@ def _part(processor: Any, attribute: str, who: str) -> Any:
     part = getattr(processor, attribute, None)
     if part is None:
         raise DataError(f"the {who!r} media processor needs the model's processor ({attribute}), which did not load "
-                        "with the model: check that the model folder has its processor files and that transformers "
-                        "can load them (Qwen2.5-Omni's video processor needs torchvision)")
+                        "with the model: check that the model folder has its processor files (the warning given when "
+                        "the model loaded says why they did not load)")
     return part
 
 

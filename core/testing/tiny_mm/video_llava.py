@@ -1,9 +1,10 @@
 """Tiny Video-LLaVA: two tiny LLaVA vision towers at 28 pixels (image and video, 4 + 1 CLS features a picture), the
 projector and a two-layer Llama.
 
-transformers' VideoLlavaProcessor cannot be built without torchvision (its video processor needs it), so the
+transformers' VideoLlavaProcessor cannot be saved without torchvision (its video processor needs it), so the
 processor saved is a LlavaProcessor around the checkpoints' own image processor, VideoLlavaImageProcessor, with
 Video-LLaVA's settings: the media processor reads only those and makes video pixel values from frames itself.
+(Real checkpoints, which name VideoLlavaProcessor, load through tunefactory.model.processor_compat.)
 """
 
 from __future__ import annotations
