@@ -179,3 +179,18 @@ def test_multimodal_dpo_feeds_the_images_to_policy_and_reference(llava, media_sa
     assert result.returncode == 0, result.stderr[-4000:]
     logs = [json.loads(line) for line in (out / "trainer_log.jsonl").read_text().splitlines()]
     assert any("rewards/chosen" in entry or "loss" in entry for entry in logs)
+
+
+@pytest.mark.slow
+def test_the_multimodal_example_trains(tmp_path, cli):
+    from pathlib import Path
+
+    if not Path("examples/models/tiny-qwen2-vl/config.json").is_file():
+        pytest.skip("the bundled tiny Qwen2-VL is not built (python examples/build_tiny_model.py)")
+    out = tmp_path / "mllm"
+    result = cli("train", "examples/mllm_demo.yaml", f"output_dir={out}", "disable_tqdm=true", timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    manifest = json.loads((out / "run_manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["template"] == "qwen2_vl"
+    assert manifest["final_loss"] < 1.0, manifest["final_loss"]
+    assert (out / "processor_config.json").is_file() and (out / "training_loss.png").is_file()
