@@ -57,6 +57,13 @@ def _ranges(config: RunConfig, command: str) -> list[Problem]:
         ("lora_dropout", 0 <= config.finetuning.lora_dropout < 1, "must be in [0, 1)"),
         ("per_device_train_batch_size", config.training.per_device_train_batch_size > 0, "must be positive"),
         ("gradient_accumulation_steps", config.training.gradient_accumulation_steps > 0, "must be positive"),
+        ("image_min_pixels", 0 < config.model.image_min_pixels <= config.model.image_max_pixels,
+         "must be positive and at most image_max_pixels"),
+        ("video_min_pixels", 0 < config.model.video_min_pixels <= config.model.video_max_pixels,
+         "must be positive and at most video_max_pixels"),
+        ("video_fps", config.model.video_fps > 0, "must be positive"),
+        ("video_maxlen", config.model.video_maxlen > 0, "must be positive"),
+        ("audio_sampling_rate", config.model.audio_sampling_rate > 0, "must be positive"),
     ]
     for key, ok, message in checks:
         if not ok:

@@ -194,3 +194,12 @@ def test_the_multimodal_example_trains(tmp_path, cli):
     assert manifest["status"] == "finished" and manifest["template"] == "qwen2_vl"
     assert manifest["final_loss"] < 1.0, manifest["final_loss"]
     assert (out / "processor_config.json").is_file() and (out / "training_loss.png").is_file()
+
+
+def test_media_options_out_of_range_are_config_problems(llava, tmp_path):
+    from tunefactory.config.validate import validation_problems
+
+    config = make_config(llava, tmp_path, image_min_pixels=10**7, video_fps=0, video_maxlen=0,
+                         audio_sampling_rate=-1)
+    keys = [p.key for p in validation_problems(config)]
+    assert keys == ["image_min_pixels", "video_fps", "video_maxlen", "audio_sampling_rate"]
