@@ -78,10 +78,14 @@ def _processor_class(path: str, config: dict[str, Any]) -> Any:
         if name is None and os.path.isfile(os.path.join(path, file)):
             with open(os.path.join(path, file), encoding="utf-8") as handle:
                 name = json.load(handle).get("processor_class")
-    try:
-        return getattr(transformers, name, None) if name else None
-    except ImportError:  # a processor class transformers offers only with torchvision
+    cls = getattr(transformers, name, None) if name else None
+    if cls is None:
         return None
+    try:
+        cls.get_attributes()
+    except ImportError:  # a class transformers offers only with torchvision: a placeholder that raises when used
+        return None
+    return cls
 
 
 def video_processor_blocks(path: str) -> bool:
