@@ -31,22 +31,23 @@ OUTPUT_HEADS = ("lm_head", "output_layer", "embed_out", "score", "v_head", "clas
 MULTIMODAL = ("vision_tower", "visual", "vision_model", "multi_modal_projector", "audio_tower", "mm_projector")
 
 
-def _linear_modules(model: torch.nn.Module) -> list[str]:
-    """Full names of every linear layer except the output heads."""
+def _is_linear(module: torch.nn.Module) -> bool:
+    """A linear layer, plain or quantized: bitsandbytes' and quanto's subclass torch's, while GPTQ, AWQ and HQQ layers
+    hold packed weights under other names but keep a Linear class name and their in and out features."""
     import torch
 
-    linear_types: tuple[type, ...] = (torch.nn.Linear,)
-    try:  # quantized linear layers count too
-        import bitsandbytes as bnb  # noqa: F401
+    if isinstance(module, torch.nn.Linear):
+        return True
+    return "Linear" in type(module).__name__ and hasattr(module, "in_features") and hasattr(module, "out_features")
 
-        linear_types += (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt)
-    except Exception:
-        pass
+
+def _linear_modules(model: torch.nn.Module) -> list[str]:
+    """Full names of every linear layer except the output heads."""
     output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     return [
         full_name for full_name, module in model.named_modules()
-        if module is not output and not any(part in OUTPUT_HEADS for part in full_name.split("."))
-        and (isinstance(module, linear_types) or "Linear" in type(module).__name__ and hasattr(module, "weight"))
+        if module is not output and _is_linear(module)
+        and not any(part in OUTPUT_HEADS for part in full_name.split("."))
     ]
 
 

@@ -112,6 +112,9 @@ def gptq_model(tiny_llama, tmp_path_factory):
     return gptq_checkpoint(checkpoint_root(tmp_path_factory), tiny_llama)
 
 
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
 @needs_gptq
 @pytest.mark.slow
 def test_quantized_while_loading_saves_a_gptq_checkpoint(gptq_model):
@@ -129,11 +132,11 @@ def test_quantized_while_loading_saves_a_gptq_checkpoint(gptq_model):
 @needs_gptq
 @pytest.mark.slow
 def test_lora_on_a_gptq_base_then_the_adapter_reloads(gptq_model, tmp_path):
-    targets = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
-    model, _, tokenizer, config = load("train", True, model_name_or_path=gptq_model, lora_target=targets)
+    model, _, tokenizer, config = load("train", True, model_name_or_path=gptq_model, lora_target="all")
     base = logits(model, tokenizer)
     model, before, after = lora_step(model, config, tokenizer)
     assert after < before
+    assert set(model.peft_config["default"].target_modules) == set(PROJECTIONS)  # `all` finds the packed layers
     assert type(model.base_model.model.model.layers[0].self_attn.q_proj).__name__ == "GPTQLoraLinear"
     trained = logits(model, tokenizer)
     model.save_pretrained(tmp_path / "adapter")

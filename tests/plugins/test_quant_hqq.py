@@ -99,9 +99,10 @@ def test_lora_on_hqq_then_save_and_reload_base_and_adapter(tiny_llama, tmp_path)
 @pytest.mark.slow
 def test_a_saved_hqq_checkpoint_trains_lora(tiny_qwen2, tmp_path_factory):
     folder = hqq_checkpoint(checkpoint_root(tmp_path_factory), tiny_qwen2, bits=3)
-    model, report, tokenizer, config = load("train", True, model_name_or_path=folder, lora_target=TARGETS)
+    model, report, tokenizer, config = load("train", True, model_name_or_path=folder, lora_target="all")
     assert report.quantizer["pre_quantized"] and report.quantizer["bits"] == 3
-    lora_step(model, config, tokenizer)
+    model, _, _ = lora_step(model, config, tokenizer)
+    assert set(model.peft_config["default"].target_modules) == set(TARGETS.split(","))  # `all` finds HQQ's layers
 
 
 @needs_hqq
