@@ -32,8 +32,9 @@ class AttentionChoice:
     passed_over: dict[str, str] = field(default_factory=dict)  # backend -> why auto did not take it
 
 
-def _obstacles(spec: PluginSpec, backend: AttentionBackend | None, device: str, dtype: str) -> list[str]:
-    """Everything that keeps ``spec`` from running here; empty when it can."""
+def _obstacles(spec: PluginSpec, backend: AttentionBackend | None, device: str, dtype: str,
+               model_class: type | None = None) -> list[str]:
+    """Everything that keeps ``spec`` from running here, or this model from using it; empty when it can."""
     reasons = []
     status = spec.availability()
     packages_missing = not status.ok and status.reason.startswith("missing")
@@ -47,6 +48,9 @@ def _obstacles(spec: PluginSpec, backend: AttentionBackend | None, device: str, 
         reasons.append(reason)
     if not status.ok and not packages_missing and not reason:
         reasons.append(status.reason)  # e.g. no GPU visible, when the backend's own check did not say so
+    model_reason = backend.model_unsupported_reason(model_class) if backend is not None else None
+    if model_reason:
+        reasons.append(model_reason)
     return reasons
 
 
@@ -59,15 +63,17 @@ def _instance(spec: PluginSpec) -> AttentionBackend | None:
         return None
 
 
-def choose_attention(requested: str, device: str, dtype: str, registry: Registry | None = None) -> AttentionChoice:
-    """The backend for ``flash_attn: requested`` on ``device`` ("cpu", "cuda:0") computing in ``dtype``."""
+def choose_attention(requested: str, device: str, dtype: str, registry: Registry | None = None,
+                     model_class: type | None = None) -> AttentionChoice:
+    """The backend for ``flash_attn: requested`` on ``device`` ("cpu", "cuda:0") computing in ``dtype``, for a model
+    of ``model_class`` (the transformers class, when known before loading)."""
     from tunefactory.registry import get_registry
 
     registry = registry or get_registry()
     if requested != AUTO:
         spec = registry.select("attention", requested, check=False)
         backend = _instance(spec)
-        obstacles = _obstacles(spec, backend, device, dtype)
+        obstacles = _obstacles(spec, backend, device, dtype, model_class)
         if obstacles or backend is None:
             status = spec.availability()
             text = f"flash_attn: {requested} cannot run here ({device}, {dtype}): " + "; ".join(
@@ -83,7 +89,7 @@ def choose_attention(requested: str, device: str, dtype: str, registry: Registry
     passed_over: dict[str, str] = {}
     for spec in candidates:
         backend = _instance(spec)
-        obstacles = _obstacles(spec, backend, device, dtype)
+        obstacles = _obstacles(spec, backend, device, dtype, model_class)
         if backend is None or obstacles:
             passed_over[spec.name] = "; ".join(obstacles) or "its implementation does not import"
             continue

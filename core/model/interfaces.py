@@ -78,6 +78,17 @@ class AttentionBackend(ABC):
     def attn_implementation(self) -> str:
         """The ``attn_implementation`` string given to transformers."""
 
+    # the transformers model-class flag that says a model implements this attention (e.g. ``_supports_sdpa``)
+    model_support_flag: str | None = None
+
+    def model_unsupported_reason(self, model_class: type | None) -> str | None:
+        """Why the transformers model class cannot use this attention (gpt-oss has no sdpa); None if it can or the
+        class is not known before loading."""
+        flag = self.model_support_flag
+        if flag and model_class is not None and not getattr(model_class, flag, True):
+            return f"{model_class.__name__} does not implement {self.attn_implementation()} attention"
+        return None
+
     def register(self) -> None:  # noqa: B027 - optional hook; most backends need no registration
         """Register a custom attention function with ``transformers.AttentionInterface`` (backends transformers
         does not ship). Called once before loading; the built-in names need nothing."""

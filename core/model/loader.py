@@ -299,7 +299,9 @@ def load_model(config: RunConfig, tokenizer: Any, *, is_trainable: bool) -> tupl
                                                                 report.notes)
     dtype = quant_kwargs.pop("dtype", dtype)
     dtype_name = str(dtype).removeprefix("torch.")
-    choice = choose_attention(model_args.flash_attn, device, dtype_name, registry)
+    cls = auto_class(model_config)
+    model_class = cls._model_mapping.get(type(model_config), None) if hasattr(cls, "_model_mapping") else None
+    choice = choose_attention(model_args.flash_attn, device, dtype_name, registry, model_class)
     implementation = prepare(choice)
     report.attention_requested = choice.requested
     report.attention_backend = choice.name
@@ -311,7 +313,6 @@ def load_model(config: RunConfig, tokenizer: Any, *, is_trainable: bool) -> tupl
     set_use_cache(model_config, use_cache)
     report.notes += configure_moe(model_config, config, is_trainable)
 
-    cls = auto_class(model_config)
     common = {"dtype": dtype, "attn_implementation": implementation, "trust_remote_code": model_args.trust_remote_code}
     if model_args.train_from_scratch:
         model = cls.from_config(model_config, **common)

@@ -9,6 +9,7 @@ HALF_DTYPES = {"float16", "bfloat16", "fp16", "bf16", "half"}
 
 class FlashAttention3(AttentionBackend):
     name = "fa3"
+    model_support_flag = "_supports_flash_attn"
 
     def unsupported_reason(self, device: str, dtype: str) -> str | None:
         name = str(dtype).removeprefix("torch.")

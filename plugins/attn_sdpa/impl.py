@@ -7,6 +7,7 @@ from tunefactory.model.interfaces import AttentionBackend
 
 class SdpaAttention(AttentionBackend):
     name = "sdpa"
+    model_support_flag = "_supports_sdpa"
 
     def unsupported_reason(self, device: str, dtype: str) -> str | None:
         import torch.nn.functional as F
