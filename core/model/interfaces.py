@@ -51,6 +51,12 @@ class Quantizer(ABC):
         """Fix-ups once the weights are loaded (casts, flags); returns the model to use."""
         return model
 
+    def load_quantized(self, path: str, model_config: Any, kwargs: dict[str, Any], config: RunConfig,
+                       is_trainable: bool) -> Any:
+        """A checkpoint this method quantized, loaded by the plugin itself (a format only it reads, kernels that can
+        be trained through, fix-ups); None leaves it to ``from_pretrained`` with ``kwargs``."""
+        return None
+
     def export(self, model: Any, tokenizer: Any, config: RunConfig, calibration: Any) -> Any:
         """Quantize ``model`` for export with ``calibration`` samples; returns the quantized model to save.
 

@@ -120,14 +120,12 @@ def _quantized_with(model_config: Any) -> tuple[str, Any] | None:
     return str(getattr(existing, "quant_method", "unknown")), existing
 
 
-def checkpoint_loader(registry: Registry, record: dict[str, Any] | None) -> Any:
-    """For a checkpoint that is already quantized: its quantizer plugin's optional ``load_quantized(path,
-    model_config, kwargs, config, is_trainable)``, which loads the checkpoint itself (a format only it reads, extra
-    from_pretrained arguments such as kernels that can be trained through, fix-ups) and returns the model, or returns
-    None to leave it to from_pretrained. None for any other checkpoint."""
+def checkpoint_quantizer(registry: Registry, record: dict[str, Any] | None) -> Quantizer | None:
+    """For a checkpoint that is already quantized, the quantizer plugin whose ``load_quantized`` may load it; None for
+    any other checkpoint."""
     if not record or not record.get("pre_quantized") or registry.get("quantizer", record["method"]) is None:
         return None
-    return getattr(registry.select("quantizer", record["method"]).load()(), "load_quantized", None)
+    return registry.select("quantizer", record["method"]).load()()
 
 
 def quantization(
@@ -320,8 +318,8 @@ def load_model(config: RunConfig, tokenizer: Any, *, is_trainable: bool) -> tupl
     else:
         kwargs = {**device_map_kwargs(config, is_trainable, device), **quant_kwargs}
         report.device_map = kwargs.get("device_map")
-        load_own = checkpoint_loader(registry, report.quantizer)
-        model = load_own(path, model_config, {**common, **kwargs}, config, is_trainable) if load_own else None
+        owner = checkpoint_quantizer(registry, report.quantizer)
+        model = owner.load_quantized(path, model_config, {**common, **kwargs}, config, is_trainable) if owner else None
         if model is None:
             model = cls.from_pretrained(path, config=model_config, **common, **kwargs)
     report.model_class = type(model).__name__
