@@ -257,15 +257,38 @@ def create_app(
             message, reason = {"role": "assistant", "content": answer.text}, answer.finish_reason
         return {"index": index, "message": message, "logprobs": None, "finish_reason": _reason(reason)}
 
-    async def _chat_events(streams: list[Any], reply_id: str, now: int, with_tools: bool,
-                           body: ChatCompletionRequest) -> AsyncIterator[dict[str, str]]:
+    async def _stream(events: AsyncIterator[dict[str, str]], streams: list[Any], obj: str, reply_id: str, now: int,
+                      include_usage: bool, prompt_tokens: Any) -> AsyncIterator[dict[str, str]]:
+        """A stream's events, then its usage (when asked) and [DONE]; a failure ends it with an error event."""
+        app.state.active_streams += 1
+        try:
+            async for event in events:
+                yield event
+            if include_usage:
+                prompt = prompt_tokens()
+                completion = sum(getattr(s, "response_length", 0) for s in streams)
+                yield _sse({"id": reply_id, "object": obj, "created": now, "model": model_name, "choices": [],
+                            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                                      "total_tokens": prompt + completion}})
+            yield _sse("[DONE]")
+        except InferenceError as exc:
+            yield _sse(_inference_error(exc))
+        except Exception as exc:
+            logger.exception("a stream failed")
+            yield _sse(error_body(500, f"internal error: {type(exc).__name__}", code="internal_error"))
+        finally:
+            app.state.active_streams -= 1
+
+    def _chat_events(streams: list[Any], reply_id: str, now: int, with_tools: bool,
+                     body: ChatCompletionRequest) -> AsyncIterator[dict[str, str]]:
+        obj = "chat.completion.chunk"
+
         def chunk(index: int, delta: dict[str, Any], reason: str | None = None) -> dict[str, str]:
-            return _sse({"id": reply_id, "object": "chat.completion.chunk", "created": now, "model": model_name,
+            return _sse({"id": reply_id, "object": obj, "created": now, "model": model_name,
                          "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": reason}]})
 
-        app.state.active_streams += 1
-        held = [""] * len(streams)  # with tools, an answer is held back until it is known to be text or calls
-        try:
+        async def events() -> AsyncIterator[dict[str, str]]:
+            held = [""] * len(streams)  # with tools, an answer is held back until it is known to be text or calls
             for index in range(len(streams)):
                 yield chunk(index, {"role": "assistant", "content": ""})
             async for index, piece in _merge(streams):
@@ -286,20 +309,10 @@ def create_app(
                     elif held[index]:
                         yield chunk(index, {"content": held[index]})
                 yield chunk(index, {}, reason)
-            if body.stream_options is not None and body.stream_options.include_usage:
-                prompt = getattr(streams[0], "prompt_length", 0)
-                completion = sum(getattr(s, "response_length", 0) for s in streams)
-                yield _sse({"id": reply_id, "object": "chat.completion.chunk", "created": now, "model": model_name,
-                            "choices": [], "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                                                     "total_tokens": prompt + completion}})
-            yield _sse("[DONE]")
-        except InferenceError as exc:
-            yield _sse(_inference_error(exc))
-        except Exception as exc:
-            logger.exception("a stream failed")
-            yield _sse(error_body(500, f"internal error: {type(exc).__name__}", code="internal_error"))
-        finally:
-            app.state.active_streams -= 1
+
+        include_usage = body.stream_options is not None and body.stream_options.include_usage
+        return _stream(events(), streams, obj, reply_id, now, include_usage,
+                       lambda: getattr(streams[0], "prompt_length", 0))
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Any:
@@ -327,14 +340,15 @@ def create_app(
         return {"id": reply_id, "object": "text_completion", "created": now, "model": model_name,
                 "choices": choices, "usage": usage}
 
-    async def _completion_events(streams: list[Any], prompts: list[str], reply_id: str, now: int,
-                                 body: CompletionRequest) -> AsyncIterator[dict[str, str]]:
+    def _completion_events(streams: list[Any], prompts: list[str], reply_id: str, now: int,
+                           body: CompletionRequest) -> AsyncIterator[dict[str, str]]:
+        obj = "text_completion"
+
         def chunk(index: int, text: str, reason: str | None = None) -> dict[str, str]:
-            return _sse({"id": reply_id, "object": "text_completion", "created": now, "model": model_name,
+            return _sse({"id": reply_id, "object": obj, "created": now, "model": model_name,
                          "choices": [{"index": index, "text": text, "logprobs": None, "finish_reason": reason}]})
 
-        app.state.active_streams += 1
-        try:
+        async def events() -> AsyncIterator[dict[str, str]]:
             if body.echo:
                 for index in range(len(streams)):
                     yield chunk(index, prompts[index // body.n])
@@ -343,20 +357,10 @@ def create_app(
                     yield chunk(index, piece)
                 else:
                     yield chunk(index, "", _reason(getattr(streams[index], "finish_reason", None) or "stop"))
-            if body.stream_options is not None and body.stream_options.include_usage:
-                prompt = sum(getattr(s, "prompt_length", 0) for s in streams[:: body.n])
-                completion = sum(getattr(s, "response_length", 0) for s in streams)
-                yield _sse({"id": reply_id, "object": "text_completion", "created": now, "model": model_name,
-                            "choices": [], "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                                                     "total_tokens": prompt + completion}})
-            yield _sse("[DONE]")
-        except InferenceError as exc:
-            yield _sse(_inference_error(exc))
-        except Exception as exc:
-            logger.exception("a stream failed")
-            yield _sse(error_body(500, f"internal error: {type(exc).__name__}", code="internal_error"))
-        finally:
-            app.state.active_streams -= 1
+
+        include_usage = body.stream_options is not None and body.stream_options.include_usage
+        return _stream(events(), streams, obj, reply_id, now, include_usage,
+                       lambda: sum(getattr(s, "prompt_length", 0) for s in streams[:: body.n]))
 
     @app.post("/v1/score/evaluation")
     async def score(request: Request) -> dict[str, Any]:

@@ -103,9 +103,10 @@ def test_text_completions(client, hf_engine):
     assert echoed.choices[0].text == "The model reads" + expected.text
     batch = client.completions.create(model="tiny", prompt=["one", "two"], max_tokens=3, n=2)
     assert [c.index for c in batch.choices] == [0, 1, 2, 3]
-    streamed = client.completions.create(model="tiny", prompt="The model reads", max_tokens=6, stream=True,
-                                         **GREEDY)
-    assert "".join(c.choices[0].text for c in streamed) == expected.text
+    streamed = list(client.completions.create(model="tiny", prompt="The model reads", max_tokens=6, stream=True,
+                                              stream_options={"include_usage": True}, **GREEDY))
+    assert "".join(c.choices[0].text for c in streamed if c.choices) == expected.text
+    assert streamed[-1].usage.prompt_tokens == expected.prompt_length and streamed[-1].usage.completion_tokens == 6
 
 
 # -- tools ----------------------------------------------------------------------------------------------------
