@@ -671,6 +671,21 @@ class ChatTemplate(TextTemplate):
     enable_thinking: bool | None = True
     media_processor: str = "base"
     media_tokens: Mapping[str, str] = {"image": "<image>", "video": "<video>", "audio": "<audio>"}
+    # what the model's processor writes around a media run (Gemma: "\n\n") and the tokens that open and close one:
+    # the official pipeline trims a turn before it expands its media, so trimming keeps that padding
+    media_padding: str = ""
+    media_edges: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+
+    def trim(self, text: str) -> str:
+        """The turn's text without surrounding whitespace, except the padding of a media run at either edge."""
+        trimmed = text.strip()
+        if self.media_padding:
+            opening, closing = self.media_edges
+            if opening and trimmed.startswith(opening) and text.lstrip(" \t").startswith(self.media_padding):
+                trimmed = self.media_padding + trimmed
+            if closing and trimmed.endswith(closing) and text.rstrip(" \t").endswith(self.media_padding):
+                trimmed += self.media_padding
+        return trimmed
 
     # options ----------------------------------------------------------------------------------------------------
 
@@ -739,7 +754,7 @@ class ChatTemplate(TextTemplate):
                 if reasoning is not None and not (history and not self.lstrip_after_thought):
                     text = text.lstrip("\n")
             if "assistant" in self.trim_roles:
-                text = text.strip()
+                text = self.trim(text)
         block = ""
         if self.thinking:
             if history or not self._thinking_on():
@@ -824,7 +839,7 @@ class ChatTemplate(TextTemplate):
                 content = message["content"]
                 if message["role"] == USER:
                     if "user" in self.trim_roles:
-                        content = content.strip()
+                        content = self.trim(content)
                     if marker and not content.endswith(marker):
                         content += marker
                 if index == 0 and self.system_in_user:

@@ -30,12 +30,16 @@ class Gemma3Template(GemmaTemplate):
     name = "gemma3"
     media_processor = "gemma3"
     media_tokens = {"image": "<start_of_image>", "video": "<video>", "audio": "<audio>"}
+    media_padding = "\n\n"  # Gemma3Processor writes a blank line on either side of an image
+    media_edges = (("<start_of_image>",), ("<end_of_image>",))
 
 
 class Gemma3nTemplate(GemmaTemplate):
     name = "gemma3n"
     media_processor = "gemma3n"
     media_tokens = {"image": "<image_soft_token>", "video": "<video>", "audio": "<audio_soft_token>"}
+    media_padding = "\n\n"
+    media_edges = (("<start_of_image>", "<start_of_audio>"), ("<end_of_image>", "<end_of_audio>"))
 
 
 class PaliGemmaTemplate(ChatTemplate):

@@ -173,6 +173,22 @@ def test_gemma3_template_encodes_an_example_end_to_end(gemma3, media_samples):
     assert row["input_ids"].count(soft) == 4 * 5 and row["input_ids"].count(boi) == 5  # the image and 4 crops
 
 
+@pytest.mark.parametrize("text", ["<image>What is this?", "What is this? <image>", " <image>\nWhat is this?\n"])
+def test_gemma3_images_at_a_turns_edge_keep_the_official_blank_lines(gemma3, media_samples, text):
+    """The official pipeline trims the turn, then the processor writes a blank line on each side of the image."""
+    from PIL import Image
+
+    _, hf = gemma3
+    image = str(media_samples / "image.png")
+    _, (row,) = encode("gemma3", hf, [example(text, images=[image])])
+    template = get_template(SimpleNamespace(template="gemma3"), None)
+    turns = [{"role": "user", "content": text.replace("<image>", "<start_of_image>")},
+             {"role": "assistant", "content": "a red square"}]
+    rendered = "".join(p + a for p, a in template.render_turns(hf.tokenizer, turns))
+    official = hf(text=rendered, images=[Image.open(image).convert("RGB")], add_special_tokens=False)
+    assert row["input_ids"] == official["input_ids"][0]
+
+
 def test_gemma3_truncation_keeps_an_image_whole_or_refuses_the_row(gemma3, media_samples):
     from tunefactory.data.converters import RowProblem
 
