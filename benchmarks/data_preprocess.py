@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import subprocess
 import sys
 import tempfile
 import textwrap
 from pathlib import Path
+
+from harness import best_of, cpu_seconds, lf_python, peak_mib, run_child
 
 WORDS = (
     "the model reads writes learns explains answers builds tests measures describes improves translates data "
@@ -69,24 +69,6 @@ def tokenizer_path() -> str:
 
 
 # -- children -------------------------------------------------------------------------------------------------------
-
-
-def _peak_mib() -> float:
-    import resource
-
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, workers) / 1024.0
-
-
-def _cpu_seconds() -> float:
-    import resource
-
-    total = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        usage = resource.getrusage(who)
-        total += usage.ru_utime + usage.ru_stime
-    return total
 
 
 def _fallback_template():
@@ -137,11 +119,11 @@ def child_ours(data_dir: str, model: str, workers: int, cutoff_len: int) -> dict
         which = f"tunefactory {template.name}"
     except Exception:
         template = _fallback_template()
-    cpu, start = _cpu_seconds(), time.perf_counter()
+    cpu, start = cpu_seconds(), time.perf_counter()
     module = get_dataset(config, tokenizer, template, "sft")
-    seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     rows = len(module.train_dataset)
-    return {"rows": rows, "seconds": seconds, "cpu": cpu, "peak_mib": _peak_mib(), "template": which,
+    return {"rows": rows, "seconds": seconds, "cpu": cpu, "peak_mib": peak_mib(), "template": which,
             "tokens": sum(len(x) for x in module.train_dataset["input_ids"])}
 
 
@@ -176,21 +158,10 @@ LF_CHILD = textwrap.dedent(
 )
 
 
-def run_child(command: list[str], env_cache: str) -> dict:
-    env = {**os.environ, "HF_DATASETS_CACHE": env_cache, "HF_HUB_OFFLINE": "1",
-           "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
-    for line in done.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    raise RuntimeError(f"benchmark child failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
-
-
-def lf_available(python: str | None) -> bool:
-    if not python or not os.path.exists(python):
-        return False
-    probe = subprocess.run([python, "-c", "import llamafactory"], capture_output=True, text=True)
-    return probe.returncode == 0
+def child_env(tmp: str) -> dict[str, str]:
+    """A child's environment: offline, with a datasets cache of its own (nothing cached between runs)."""
+    return {"HF_DATASETS_CACHE": tempfile.mkdtemp(dir=tmp), "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,9 +185,10 @@ def main(argv: list[str] | None = None) -> int:
 
     model = args.model or tokenizer_path()
     workers = [int(w) for w in args.workers.split(",") if w.strip()]
-    compare = lf_available(args.lf_python)
-    if args.lf_python and not compare:
-        print(f"LLaMA-Factory is not importable with {args.lf_python}; skipping the comparison")
+    theirs, why = lf_python(args.lf_python)
+    compare = theirs is not None
+    if not compare:
+        print(f"LLaMA-Factory comparison skipped: {why}")
     with tempfile.TemporaryDirectory(prefix="tf-data-bench-") as tmp:
         data_dir = Path(tmp) / "data"
         write_data(data_dir, args.rows, args.length_scale)
@@ -231,18 +203,14 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(max(args.repeat, 1)):
                 runs["tunefactory"].append(run_child(
                     [sys.executable, __file__, "--child", "ours", "--data-dir", str(data_dir), "--model", model,
-                     "--workers", str(count), "--cutoff-len", str(args.cutoff_len)], tempfile.mkdtemp(dir=tmp)))
+                     "--workers", str(count), "--cutoff-len", str(args.cutoff_len)], child_env(tmp)))
                 if compare:
                     runs["LLaMA-Factory"].append(run_child(
-                        [args.lf_python, "-c", LF_CHILD, str(data_dir), model, str(count), str(args.cutoff_len),
-                         str(Path(tmp) / "lf_out")], tempfile.mkdtemp(dir=tmp)))
+                        [theirs, "-c", LF_CHILD, str(data_dir), model, str(count), str(args.cutoff_len),
+                         str(Path(tmp) / "lf_out")], child_env(tmp)))
             best = {}
             for impl, results in runs.items():
-                result = dict(min(results, key=lambda r: r["seconds"]))
-                result["cpu"] = min(r["cpu"] for r in results)
-                result["rate"] = result["rows"] / result["seconds"]
-                result["cpu_rate"] = result["rows"] / result["cpu"]
-                best[impl] = result
+                best[impl] = result = best_of(results, "rows")
                 print(f"{impl:<16}{count:>8}{result['rows']:>8}{result['seconds']:>9.2f}{result['rate']:>8.0f}"
                       f"{result['cpu']:>8.1f}{result['cpu_rate']:>11.0f}{result['peak_mib']:>9.0f}"
                       f"  {result['template']}")

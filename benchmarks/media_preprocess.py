@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
+from harness import best_of, cpu_seconds, lf_python, peak_mib, run_child
+
+CHILD_ENV = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 SIZES = ((64, 48), (320, 240), (640, 480), (800, 800), (1024, 768), (1280, 720), (256, 1024), (1920, 1080),
          (500, 375), (96, 96))
 QUESTION = "What does this picture show?"
@@ -53,21 +54,6 @@ def conversation() -> list[dict[str, str]]:
 
 
 # -- children -------------------------------------------------------------------------------------------------------
-
-
-def _peak_mib() -> float:
-    import resource
-
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, workers) / 1024.0
-
-
-def _cpu_seconds() -> float:
-    import resource
-
-    return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
-               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
 
 
 _STATE: dict = {}  # what the workers inherit through fork: the loaded processors and the image paths
@@ -127,10 +113,10 @@ def child_ours(image_dir: str, family: str, template_name: str, workers: int) ->
                   media_processor=media_processor_for(template, MediaOptions.from_config(config)))
     _one_thread()
     count = len(_STATE["paths"])
-    cpu, start = _cpu_seconds(), time.perf_counter()
+    cpu, start = cpu_seconds(), time.perf_counter()
     results = _run_rows(_ours_row, count, workers)
-    seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
-    return {"images": count, "seconds": seconds, "cpu": cpu, "peak_mib": _peak_mib(),
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    return {"images": count, "seconds": seconds, "cpu": cpu, "peak_mib": peak_mib(),
             "tokens": sum(r[0] for r in results), "pixels": sum(r[1] for r in results),
             "processor": f"tunefactory {_STATE['media_processor'].name}"}
 
@@ -202,26 +188,6 @@ LF_CHILD = textwrap.dedent(
 )
 
 
-def run_child(command: list[str]) -> dict:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
-    for line in done.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    raise RuntimeError(f"benchmark child failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
-
-
-def lf_python(given: str | None) -> tuple[str | None, str]:
-    """(the python to run LLaMA-Factory with, or None; why not): the one given, else this one."""
-    python = given or sys.executable
-    if not os.path.exists(python):
-        return None, f"{python} does not exist"
-    probe = subprocess.run([python, "-c", "import llamafactory"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        return None, f"llamafactory is not importable with {python}"
-    return python, ""
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=200)
@@ -261,17 +227,14 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(max(args.repeat, 1)):
                 runs["tunefactory"].append(run_child(
                     [sys.executable, __file__, "--child", "ours", "--image-dir", str(image_dir), "--family",
-                     args.family, "--template", template, "--workers", str(count)]))
+                     args.family, "--template", template, "--workers", str(count)], CHILD_ENV))
                 if theirs:
                     runs["LLaMA-Factory"].append(run_child(
-                        [theirs, "-c", LF_CHILD, str(image_dir), model, template, str(count), QUESTION, ANSWER]))
+                        [theirs, "-c", LF_CHILD, str(image_dir), model, template, str(count), QUESTION, ANSWER],
+                        CHILD_ENV))
             best = {}
             for impl, results in runs.items():
-                result = dict(min(results, key=lambda r: r["seconds"]))
-                result["cpu"] = min(r["cpu"] for r in results)
-                result["rate"] = result["images"] / result["seconds"]
-                result["cpu_rate"] = result["images"] / result["cpu"]
-                best[impl] = result
+                best[impl] = result = best_of(results, "images")
                 print(f"{impl:<16}{count:>8}{result['images']:>8}{result['seconds']:>9.2f}{result['rate']:>8.1f}"
                       f"{result['cpu']:>8.1f}{result['cpu_rate']:>10.1f}{result['tokens']:>9}{result['pixels']:>12}"
                       f"{result['peak_mib']:>9.0f}  {result['processor']}")
