@@ -133,47 +133,45 @@ def load_video(item: Any, *, fps: float, maxlen: int, audio_rate: int | None = N
         frames = [load_image(frame) for frame in item]
         keep = sample_indices(len(frames), len(frames) / fps, fps, maxlen)
         return VideoClip([frames[i] for i in keep], [i / fps for i in keep], fps)
-    av = _need("av", "videos")
-    source = _source(item, "video")
-    try:
-        with av.open(source) as container:
-            stream = container.streams.video[0]
-            rate = float(stream.average_rate or stream.guessed_rate or fps)
-            decoded = [frame.to_image() for frame in container.decode(stream)]
-    except IndexError:
-        raise DataError(f"video {_describe(item)} has no video stream") from None
-    except Exception as exc:  # PyAV raises many error types for a bad file
-        raise DataError(f"cannot read video {_describe(item)}: the file is corrupt or not a video ({exc})") from exc
-    if not decoded:
-        raise DataError(f"video {_describe(item)} has no frames")
-    duration = len(decoded) / rate
-    keep = sample_indices(len(decoded), duration, fps, maxlen)
-    audio = _video_audio(item, audio_rate) if audio_rate else None
-    return VideoClip([decoded[i].convert("RGB") for i in keep], [i / rate for i in keep],
-                     len(keep) / duration, audio)
-
-
-def _video_audio(item: Any, rate: int) -> AudioClip:
-    """The sound track of a video, mono at ``rate``."""
     import numpy as np
 
     av = _need("av", "videos")
+    source = _source(item, "video")
+    chunks: list[Any] = []
     try:
-        with av.open(_source(item, "video")) as container:
-            if not container.streams.audio:
-                raise DataError(f"video {_describe(item)} has no sound track, but use_audio_in_video is set; "
-                                "unset it or give videos with sound")
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-            chunks = []
-            for frame in container.decode(container.streams.audio[0]):
-                chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
-            chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+        with av.open(source) as container:
+            if not container.streams.video:
+                raise DataError(f"video {_describe(item)} has no video stream")
+            stream = container.streams.video[0]
+            rate = float(stream.average_rate or stream.guessed_rate or fps)
+            streams = [stream]
+            if audio_rate:  # the sound track is demuxed in the same pass as the frames
+                if not container.streams.audio:
+                    raise DataError(f"video {_describe(item)} has no sound track, but use_audio_in_video is set; "
+                                    "unset it or give videos with sound")
+                streams.append(container.streams.audio[0])
+                resampler = av.AudioResampler(format="flt", layout="mono", rate=audio_rate)
+            frames = []
+            for frame in container.decode(*streams):
+                if isinstance(frame, av.VideoFrame):
+                    frames.append(frame)
+                else:
+                    chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
+            if audio_rate:
+                chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+            if not frames:
+                raise DataError(f"video {_describe(item)} has no frames")
+            duration = len(frames) / rate
+            keep = sample_indices(len(frames), duration, fps, maxlen)
+            images = [frames[i].to_image().convert("RGB") for i in keep]  # only the sampled frames become images
     except DataError:
         raise
     except Exception as exc:  # PyAV raises many error types for a bad file
-        raise DataError(f"cannot read the sound track of video {_describe(item)}: {exc}") from exc
-    samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    return AudioClip(samples, rate)
+        raise DataError(f"cannot read video {_describe(item)}: the file is corrupt or not a video ({exc})") from exc
+    audio = None
+    if audio_rate:
+        audio = AudioClip(np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32), audio_rate)
+    return VideoClip(images, [i / rate for i in keep], len(keep) / duration, audio)
 
 
 # -- audio --------------------------------------------------------------------------------------------------------
