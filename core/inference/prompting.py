@@ -62,8 +62,8 @@ def with_placeholders(messages: list[dict[str, Any]], media: dict[str, list[Any]
 
     if not has_media(media) or any(count_placeholders(messages).values()):
         return messages
-    last = max(i for i, m in enumerate(messages) if m.get("role") == "user") if any(
-        m.get("role") == "user" for m in messages) else len(messages) - 1
+    users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
+    last = users[-1] if users else len(messages) - 1
     prefix = "".join(PLACEHOLDERS[kind] * len(media.get(kind) or ()) for kind in MEDIA_KINDS)
     messages = [dict(m) for m in messages]
     messages[last]["content"] = prefix + messages[last]["content"]
@@ -71,7 +71,8 @@ def with_placeholders(messages: list[dict[str, Any]], media: dict[str, list[Any]
 
 
 def load_media(engine: Any, messages: list[dict[str, Any]], media: dict[str, list[Any]]) -> tuple[Any, Any]:
-    """(the decoded, regularised Media, the template's media processor); bad media are the request's problem."""
+    """(the decoded, regularised Media, the template's media processor); bad media are the request's problem. The
+    placeholders are checked before anything is decoded."""
     from tunefactory.data.media import MediaOptions, check_placeholders, media_processor_for
     from tunefactory.errors import DataError
 
