@@ -138,13 +138,6 @@ def test_placeholder_and_media_counts_must_agree(parts, media_samples):
         media_processor.expand_placeholders([{"role": "user", "content": "no image"}], media, processor)
 
 
-def test_videos_and_audio_are_refused(media_samples):
-    with pytest.raises(DataError, match="the 'pixtral' media processor takes image"):
-        PixtralMediaProcessor().load(videos=[str(media_samples / "video.mp4")])
-    with pytest.raises(DataError, match="the 'pixtral' media processor takes image"):
-        PixtralMediaProcessor().load(audios=[str(media_samples / "audio.wav")])
-
-
 def test_a_model_without_processor_is_a_clear_error(media_samples):
     media_processor = PixtralMediaProcessor()
     media = media_processor.load(images=[str(media_samples / "image.png")])

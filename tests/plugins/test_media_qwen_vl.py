@@ -300,11 +300,6 @@ def test_without_a_processor_the_error_says_so(media_samples):
         media_processor.image_tokens(0, media, None)
 
 
-def test_audio_is_refused(media_samples):
-    with pytest.raises(DataError, match="1 audios but the 'qwen2_vl' media processor takes image, video"):
-        Qwen2VLMediaProcessor().load(audios=[str(media_samples / "audio.wav")])
-
-
 # -- the tiny models --------------------------------------------------------------------------------------------------
 
 
